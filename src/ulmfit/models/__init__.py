@@ -1,0 +1,1 @@
+"""Model families of ulmfit, one folder each (each folder is also uploadable as Hub remote code)."""

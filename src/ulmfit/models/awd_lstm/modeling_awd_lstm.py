@@ -1,0 +1,521 @@
+"""PyTorch AWD-LSTM, as a transformers model.
+
+AWD-LSTM is the regularised LSTM language model of Merity, Keskar & Socher, "Regularizing and Optimizing LSTM Language
+Models" (ICLR 2018, arXiv:1708.02182), the encoder of ULMFiT (Howard & Ruder 2018, arXiv:1801.06146). This port follows
+fastai v2's `AWD_LSTM` + `LinearDecoder` + `RNNRegularizer` numerically, with four deliberate differences:
+
+- the recurrent state is passed in and returned (`state=`), never stored on the module, so one model serves any batch
+  size, `generate()` carries it token by token, and a training loop detaches it between BPTT windows;
+- DropConnect swaps a dropped copy of `weight_hh_l0` into the LSTM call (`torch.func.functional_call`), so the fused
+  cuDNN / oneDNN kernel still runs and the state-dict keys stay those of a plain `nn.LSTM`;
+- embedding dropout masks the looked-up rows instead of multiplying the whole vocabulary matrix (the same row mask, the
+  same gradient, without an O(vocab x embedding) product per step);
+- padding given by `attention_mask` (left or right) is skipped exactly: padded positions neither read nor change the
+  state, so a left-padded batch gives what each sequence gives alone. AR/TAR and the loss ignore them too.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from safetensors import safe_open
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import SAFE_WEIGHTS_NAME, ModelOutput, cached_file, logging
+
+from .configuration_awd_lstm import AwdLstmConfig
+
+
+logger = logging.get_logger(__name__)
+
+# Every head in this file, for the `auto_map` of a folder saved with remote code (see `save_pretrained`).
+_AUTO_MAP = {
+    "AutoModel": "modeling_awd_lstm.AwdLstmModel",
+    "AutoModelForCausalLM": "modeling_awd_lstm.AwdLstmForCausalLM",
+}
+
+# One `(h, c)` pair per LSTM layer, each of shape (batch_size, layer_output_size).
+AwdLstmState = tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+
+def _checkpoint_vocab_size(pretrained_model_name_or_path, kwargs: dict) -> int | None:
+    """Rows of the embedding in a safetensors checkpoint, read from its header only; None if it cannot be found."""
+    try:
+        path = cached_file(
+            pretrained_model_name_or_path,
+            SAFE_WEIGHTS_NAME,
+            subfolder=kwargs.get("subfolder", ""),
+            revision=kwargs.get("revision"),
+            cache_dir=kwargs.get("cache_dir"),
+            local_files_only=True,
+            _raise_exceptions_for_missing_entries=False,
+        )
+        if path is None:
+            return None
+        with safe_open(path, framework="pt") as checkpoint:
+            key = next((k for k in checkpoint.keys() if k.endswith("embed_tokens.weight")), None)
+            return None if key is None else checkpoint.get_slice(key).get_shape()[0]
+    except (OSError, ValueError):
+        return None
+
+
+def _bernoulli_mask(reference: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
+    """A {0, 1/(1-p)} mask of `shape`, so that the expectation of the masked tensor is unchanged (inverted dropout)."""
+    return reference.new_empty(shape).bernoulli_(1 - p).div_(1 - p)
+
+
+class EmbeddingDropout(nn.Module):
+    """
+    Embedding dropout (Gal & Ghahramani 2016; AWD-LSTM §4.3, fastai `EmbeddingDropout`, salesforce `dropoute`).
+
+    Drops whole words: one Bernoulli draw per vocabulary row, so every occurrence of a dropped word in the batch is
+    zeroed, and the kept rows are rescaled by 1/(1-p). Masking the gathered rows with the row mask is equivalent to
+    masking the matrix first, and much cheaper for a 60k-word vocabulary.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, inputs_embeds: torch.Tensor, input_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return inputs_embeds
+        row_mask = _bernoulli_mask(inputs_embeds, (vocab_size, 1), self.p)  # (vocab_size, 1)
+        return inputs_embeds * row_mask[input_ids]  # (batch, seq, emb) * (batch, seq, 1)
+
+
+class LockedDropout(nn.Module):
+    """
+    Variational ("locked") dropout (Gal & Ghahramani 2016; AWD-LSTM §4.2, fastai `RNNDropout`): one mask per sequence,
+    shared by every time step, instead of a fresh mask per element.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return hidden_states
+        batch_size, _, hidden_size = hidden_states.shape
+        return hidden_states * _bernoulli_mask(hidden_states, (batch_size, 1, hidden_size), self.p)
+
+
+class WeightDroppedLstm(nn.Module):
+    """
+    A one-layer LSTM with DropConnect on its hidden-to-hidden matrix (Wan et al. 2013; AWD-LSTM §2, fastai
+    `WeightDropout`, salesforce `WeightDrop`): one mask per forward call, shared by every time step.
+
+    The dropped matrix is substituted for `weight_hh_l0` for the duration of one call through `functional_call`, so
+    `nn.LSTM` still runs its fused kernel and gradients flow to the raw weight.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, weight_dropout: float):
+        super().__init__()
+        self.weight_dropout = weight_dropout
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+
+    def forward(self, hidden_states, state: tuple[torch.Tensor, torch.Tensor]):
+        if self.training and self.weight_dropout > 0:
+            dropped = F.dropout(self.lstm.weight_hh_l0, p=self.weight_dropout, training=True)
+            return functional_call(self.lstm, {"weight_hh_l0": dropped}, (hidden_states, state), strict=False)
+        return self.lstm(hidden_states, state)
+
+
+class _PaddingLayout:
+    """
+    Where the real tokens of a padded batch are. Each row of `attention_mask` must hold one contiguous run of ones (left
+    or right padding); `pack` moves every run to the front and packs it, `unpack` puts the outputs back in place.
+    """
+
+    def __init__(self, attention_mask: torch.Tensor):
+        mask = attention_mask.bool()  # (batch, seq)
+        self.mask = mask
+        self.lengths = mask.sum(dim=1)  # (batch,)
+        self.starts = mask.int().argmax(dim=1)  # first real position; 0 for an all-padding row
+        ends = self.starts + self.lengths
+        positions = torch.arange(mask.size(1), device=mask.device)
+        expected = (positions >= self.starts[:, None]) & (positions < ends[:, None])
+        if not torch.equal(expected, mask):
+            raise ValueError(
+                "`attention_mask` must mark one contiguous block of real tokens per row (left or right padding); "
+                "got a row with padding between real tokens."
+            )
+        # (batch, seq): for the aligned position t, the original position starts + t
+        self.gather_index = (self.starts[:, None] + positions).clamp(max=mask.size(1) - 1)
+        # (batch, seq): for the original position p, the aligned position p - starts
+        self.scatter_index = (positions - self.starts[:, None]).clamp(min=0)
+        self.empty_rows = self.lengths == 0
+
+    def pack(self, hidden_states: torch.Tensor) -> nn.utils.rnn.PackedSequence:
+        index = self.gather_index.unsqueeze(-1).expand(-1, -1, hidden_states.size(-1))
+        aligned = hidden_states.gather(1, index)  # (batch, seq, hidden), real tokens first
+        lengths = self.lengths.clamp(min=1).cpu()  # an all-padding row runs one step; its state is restored after
+        return nn.utils.rnn.pack_padded_sequence(aligned, lengths, batch_first=True, enforce_sorted=False)
+
+    def unpack(self, packed: nn.utils.rnn.PackedSequence) -> torch.Tensor:
+        aligned, _ = nn.utils.rnn.pad_packed_sequence(packed, batch_first=True, total_length=self.mask.size(1))
+        index = self.scatter_index.unsqueeze(-1).expand(-1, -1, aligned.size(-1))
+        return aligned.gather(1, index) * self.mask.unsqueeze(-1).to(aligned.dtype)  # zeros at padding
+
+
+@dataclass
+class AwdLstmOutput(ModelOutput):
+    """
+    Output of [`AwdLstmModel`].
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, embedding_size)`):
+            Output of the last LSTM layer (zeros at padded positions).
+        state (`tuple` of `(h, c)` pairs, one per layer, each `(batch_size, layer_size)`):
+            Recurrent state after the last real token of each row; feed it back as `state=` to continue the sequences.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The embedding output and the raw output of every LSTM layer, before inter-layer dropout.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    state: AwdLstmState | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class AwdLstmCausalLMOutput(ModelOutput):
+    """
+    Output of [`AwdLstmForCausalLM`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is provided):
+            Next-token cross-entropy; in training mode plus the AR and TAR penalties.
+        logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`):
+            Next-token scores.
+        state (`tuple` of `(h, c)` pairs):
+            Recurrent state to carry into the next call (`None` when `use_cache=False`).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            As in [`AwdLstmOutput`].
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, embedding_size)`):
+            Raw output of the last LSTM layer, the input of TAR (fastai `raw_out`).
+        dropped_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, embedding_size)`):
+            The same after output dropout, what the decoder reads and the input of AR (fastai `out`).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    state: AwdLstmState | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    dropped_hidden_state: torch.FloatTensor | None = None
+
+
+class AwdLstmPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and the generation plumbing shared by every AWD-LSTM head."""
+
+    config_class = AwdLstmConfig
+    config: AwdLstmConfig
+    base_model_prefix = "awd_lstm"
+    main_input_name = "input_ids"
+    _no_split_modules = ["WeightDroppedLstm"]
+    # The state of an RNN cannot be rolled back, so assisted decoding must refuse rather than give wrong results.
+    _is_stateful = True
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # generate() would otherwise build a key/value `DynamicCache`; our cache is the `state` output.
+        return False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        """fastai's initialisation: uniform(+-initializer_range) embeddings and decoder, PyTorch's default LSTM init."""
+        if isinstance(module, nn.Embedding):
+            init.uniform_(module.weight, -self.config.initializer_range, self.config.initializer_range)
+        elif isinstance(module, nn.LSTM):
+            bound = module.hidden_size**-0.5
+            for parameter in module.parameters():
+                init.uniform_(parameter, -bound, bound)
+        elif isinstance(module, nn.Linear):
+            init.uniform_(module.weight, -self.config.initializer_range, self.config.initializer_range)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`; a folder saved with remote code loads with every AWD-LSTM Auto class."""
+        if self._auto_class is not None:
+            self.config.auto_map = {**_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with a clear error when the checkpoint's vocabulary does not fit."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except RuntimeError as error:
+            if "ignore_mismatched_sizes" not in str(error):
+                raise
+            config = kwargs.get("config")
+            rows = _checkpoint_vocab_size(pretrained_model_name_or_path, kwargs)
+            if rows is None or not isinstance(config, AwdLstmConfig) or rows == config.vocab_size:
+                raise
+            raise ValueError(
+                f"The checkpoint in {pretrained_model_name_or_path} has a vocabulary of {rows} tokens but the "
+                f"configuration says vocab_size={config.vocab_size}. Load it with its own config.json, or pass "
+                "`ignore_mismatched_sizes=True` to re-initialise the embedding and decoder."
+            ) from error
+
+    def _check_input_ids(self, input_ids: torch.Tensor):
+        """A clear error for ids the embedding cannot look up, instead of an index error deep inside torch."""
+        if input_ids.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype}.")
+        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
+            raise ValueError(
+                f"`input_ids` holds ids in [{int(input_ids.min())}, {int(input_ids.max())}] but the vocabulary has "
+                f"{self.config.vocab_size} tokens: was this text encoded with another model's tokenizer?"
+            )
+
+
+class AwdLstmModel(AwdLstmPreTrainedModel):
+    """
+    The AWD-LSTM encoder: embedding (with embedding dropout) -> input dropout -> a stack of weight-dropped LSTMs with
+    variational dropout between them. The last layer outputs `embedding_size` features so the decoder can be tied.
+    """
+
+    def __init__(self, config: AwdLstmConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.embedding_dropout = EmbeddingDropout(config.embedding_dropout)
+        self.input_dropout = LockedDropout(config.input_dropout)
+        sizes = [config.embedding_size] + [config.hidden_size] * (config.num_hidden_layers - 1) + [config.embedding_size]
+        self.layers = nn.ModuleList(
+            WeightDroppedLstm(sizes[i], sizes[i + 1], config.weight_dropout) for i in range(config.num_hidden_layers)
+        )
+        self.hidden_dropouts = nn.ModuleList(
+            LockedDropout(config.hidden_dropout) for _ in range(config.num_hidden_layers - 1)
+        )
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.embed_tokens = value
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> AwdLstmState:
+        """The all-zeros state fastai's `reset()` creates, one `(h, c)` pair per layer."""
+        weight = self.embed_tokens.weight
+        device, dtype = device or weight.device, dtype or weight.dtype
+        return tuple(
+            (torch.zeros(batch_size, layer.lstm.hidden_size, device=device, dtype=dtype),) * 2 for layer in self.layers
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        state: AwdLstmState | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> AwdLstmOutput | tuple:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+                Token ids from [`AwdLstmTokenizer`].
+            attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)` or longer, *optional*):
+                1 for real tokens, 0 for padding (left or right). Padded positions are skipped: they do not change
+                the state and their outputs are zeros. During generation the mask covers the whole text so far;
+                only its last `sequence_length` columns are used.
+            state (`tuple` of `(h, c)` pairs, *optional*):
+                The state returned by the previous call, to continue the same sequences (BPTT, generation). Zeros
+                when omitted.
+            inputs_embeds (`torch.FloatTensor` of shape `(batch_size, sequence_length, embedding_size)`, *optional*):
+                Embedded inputs instead of `input_ids` (embedding dropout is then skipped, as fastai's `from_embeds`).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+
+        # 1. Embedding -> embedding dropout (whole words) -> input dropout (one mask per sequence)
+        if inputs_embeds is None:
+            self._check_input_ids(input_ids)
+            inputs_embeds = self.embedding_dropout(self.embed_tokens(input_ids), input_ids, self.config.vocab_size)
+        hidden_states = self.input_dropout(inputs_embeds)  # (batch, seq, embedding_size)
+        batch_size, sequence_length, _ = hidden_states.shape
+        if state is None:
+            state = self.initial_state(batch_size, hidden_states.device, hidden_states.dtype)
+        elif len(state) != len(self.layers):
+            raise ValueError(f"`state` has {len(state)} layers, the model has {len(self.layers)}.")
+
+        # 2. Padding: keep only the mask columns of this chunk; a full mask takes the plain (unpacked) path
+        layout = None
+        if attention_mask is not None:
+            attention_mask = attention_mask[:, -sequence_length:]
+            if attention_mask.shape != (batch_size, sequence_length):
+                raise ValueError(
+                    f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected ({batch_size}, "
+                    f"{sequence_length}) or longer."
+                )
+            if not attention_mask.bool().all():
+                layout = _PaddingLayout(attention_mask)
+
+        # 3. The LSTM stack; each layer's state is (1, batch, size) for nn.LSTM and (batch, size) outside it
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        new_state = []
+        for layer_index, layer in enumerate(self.layers):
+            h, c = state[layer_index]
+            layer_input = hidden_states if layout is None else layout.pack(hidden_states)
+            output, (h_n, c_n) = layer(layer_input, (h.unsqueeze(0), c.unsqueeze(0)))
+            h_n, c_n = h_n[0], c_n[0]
+            if layout is not None:
+                output = layout.unpack(output)
+                # an all-padding row saw nothing: it keeps the state it came with
+                keep = layout.empty_rows[:, None]
+                h_n, c_n = torch.where(keep, h, h_n), torch.where(keep, c, c_n)
+            new_state.append((h_n, c_n))
+            hidden_states = output
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if layer_index < len(self.layers) - 1:
+                hidden_states = self.hidden_dropouts[layer_index](hidden_states)
+
+        new_state = None if use_cache is False else tuple(new_state)
+        if not return_dict:
+            return tuple(v for v in (hidden_states, new_state, all_hidden_states) if v is not None)
+        return AwdLstmOutput(last_hidden_state=hidden_states, state=new_state, hidden_states=all_hidden_states)
+
+
+class AwdLstmForCausalLM(AwdLstmPreTrainedModel, GenerationMixin):
+    """
+    AWD-LSTM language model: the encoder, output (variational) dropout, and a decoder tied to the embedding. With
+    `labels`, the loss is the next-token cross-entropy, plus AR and TAR in training mode (fastai's `RNNRegularizer`),
+    so any training loop can simply backpropagate `outputs.loss`.
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "awd_lstm.embed_tokens.weight"}
+
+    def __init__(self, config: AwdLstmConfig):
+        super().__init__(config)
+        self.awd_lstm = AwdLstmModel(config)
+        self.output_dropout = LockedDropout(config.output_dropout)
+        self.lm_head = nn.Linear(config.embedding_size, config.vocab_size, bias=config.lm_head_bias)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.awd_lstm.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.awd_lstm.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear):
+        self.lm_head = new_embeddings
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """
+        The parameters in ULMFiT's layer groups, in order: one group per LSTM layer, then the embedding with the
+        decoder (fastai's `awd_lstm_lm_split`). Discriminative learning rates divide by 2.6 per group from the last
+        one, and `freeze_to(-1)` trains only the last group (the embedding and decoder, as fastai does first when
+        fine-tuning on a new vocabulary). Tied parameters appear once.
+        """
+        groups = [list(layer.parameters()) for layer in self.awd_lstm.layers]
+        groups.append(list(self.awd_lstm.embed_tokens.parameters()) + list(self.lm_head.parameters()))
+        seen, deduplicated = set(), []
+        for group in groups:
+            deduplicated.append([p for p in group if id(p) not in seen and not seen.add(id(p))])
+        return deduplicated
+
+    def _reorder_cache(self, state: AwdLstmState, beam_idx: torch.LongTensor) -> AwdLstmState:
+        """Beam search: keep the state rows of the surviving beams."""
+        return tuple(
+            (h.index_select(0, beam_idx.to(h.device)), c.index_select(0, beam_idx.to(c.device))) for h, c in state
+        )
+
+    def _activation_regularization(
+        self, raw: torch.Tensor, dropped: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """AR (alpha * mean dropped^2) + TAR (beta * mean (raw_t - raw_{t-1})^2) over real tokens (AWD-LSTM §4.6)."""
+        alpha = self.config.activation_regularization
+        beta = self.config.temporal_activation_regularization
+        if mask is None:
+            mask = raw.new_ones(raw.shape[:2])
+        mask = mask.to(raw.dtype).unsqueeze(-1)  # (batch, seq, 1)
+        hidden_size = raw.size(-1)
+        penalty = raw.new_zeros(())
+        if alpha:
+            penalty = penalty + alpha * (dropped.float().pow(2) * mask).sum() / (mask.sum() * hidden_size).clamp(min=1)
+        if beta and raw.size(1) > 1:
+            pair_mask = mask[:, 1:] * mask[:, :-1]  # both ends of the step are real tokens
+            step = (raw[:, 1:] - raw[:, :-1]).float().pow(2) * pair_mask
+            penalty = penalty + beta * step.sum() / (pair_mask.sum() * hidden_size).clamp(min=1)
+        return penalty
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        state: AwdLstmState | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> AwdLstmCausalLMOutput | tuple:
+        r"""
+        Args:
+            labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+                Targets as in every transformers causal LM: usually `input_ids` itself, shifted inside the loss; -100
+                (and padded positions) are ignored. For a BPTT stream whose targets are already the next tokens, pass
+                them as `shift_labels=` as well (the transformers loss API), so the last position keeps its target.
+
+        See [`AwdLstmModel.forward`] for the other arguments.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.awd_lstm(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            state=state,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        raw = outputs.last_hidden_state  # (batch, seq, embedding_size)
+        dropped = self.output_dropout(raw)
+        logits = self.lm_head(dropped)  # (batch, seq, vocab_size)
+
+        loss = None
+        if labels is not None:
+            mask = None if attention_mask is None else attention_mask[:, -raw.size(1) :]
+            loss_kwargs = {k: kwargs[k] for k in ("shift_labels", "num_items_in_batch") if k in kwargs}
+            if loss_kwargs.get("shift_labels") is not None:
+                loss_kwargs["shift_labels"] = loss_kwargs["shift_labels"].contiguous()
+            elif mask is not None:
+                # Neither predict a padded position nor predict from one (its output is a placeholder).
+                labels = labels.masked_fill(mask == 0, -100)
+                shifted = F.pad(labels[:, 1:], (0, 1), value=-100)
+                loss_kwargs["shift_labels"] = shifted.masked_fill(mask == 0, -100)
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **loss_kwargs)
+            if self.training:
+                loss = loss + self._activation_regularization(raw, dropped, mask)
+
+        if not return_dict:
+            output = (logits, outputs.state, outputs.hidden_states)
+            return tuple(v for v in ((loss,) + output if loss is not None else output) if v is not None)
+        return AwdLstmCausalLMOutput(
+            loss=loss,
+            logits=logits,
+            state=outputs.state,
+            hidden_states=outputs.hidden_states,
+            last_hidden_state=raw,
+            dropped_hidden_state=dropped,
+        )
+
+
+__all__ = ["AwdLstmPreTrainedModel", "AwdLstmModel", "AwdLstmForCausalLM", "AwdLstmOutput", "AwdLstmCausalLMOutput"]

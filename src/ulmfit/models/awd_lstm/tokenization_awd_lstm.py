@@ -1,0 +1,306 @@
+"""Tokenizer for AWD-LSTM / ULMFiT: fastai v2's word-level tokenization on the `tokenizers` backend.
+
+Text goes through fastai's rules (`fix_html`, `replace_rep`, `replace_wrep`, `spec_add_spaces`, `rm_useless_spaces`,
+`replace_all_caps`, `replace_maj`, `lowercase`) and a re-implementation of the spaCy English word splitter fastai uses,
+both in `text_processing_awd_lstm.py` (no spaCy at run time). The words are then looked up by a `tokenizers` WordLevel
+model, which also adds `xxbos`, pads, truncates and builds tensors. Special tokens keep fastai's order and ids:
+`xxunk xxpad xxbos xxeos xxfld xxrep xxwrep xxup xxmaj` = 0..8, so fastai vocabularies and checkpoints line up.
+"""
+
+import itertools
+import multiprocessing
+import os
+from collections import Counter
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import TokenizersBackend
+from transformers.tokenization_utils_base import BatchEncoding, PaddingStrategy
+from transformers.utils import logging
+
+from .text_processing_awd_lstm import SPECIAL_TOKENS, detokenize, tokenize
+
+
+logger = logging.get_logger(__name__)
+
+# Below this many texts, counting words in worker processes costs more than it saves.
+_PARALLEL_MIN_TEXTS = 4000
+_COUNT_BATCH_SIZE = 1000
+
+
+def _check_text(text, where: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"AwdLstmTokenizer expects text as `str`, got {type(text).__name__} ({where}).")
+    return text
+
+
+def _count_words(texts: list[str]) -> Counter:
+    """Word counts of one batch of texts (run in worker processes by `AwdLstmTokenizer.train`)."""
+    counts = Counter()
+    for text in texts:
+        counts.update(tokenize(text, add_bos=False))
+    return counts
+
+
+def _batches(texts: Iterable[str], size: int):
+    iterator = iter(texts)
+    start = 0
+    while batch := list(itertools.islice(iterator, size)):
+        for offset, text in enumerate(batch):
+            _check_text(text, f"item {start + offset} of the training texts")
+        start += len(batch)
+        yield batch
+
+
+def _is_vocab_padding(token: str) -> bool:
+    """`xxfake`, `xxfake1`, ...: rows that only round the vocabulary up to a multiple of 8."""
+    return token.startswith("xxfake") and token[6:].isdigit() or token == "xxfake"
+
+
+def make_vocab(counts: Counter, max_vocab: int = 60000, min_freq: int = 3) -> list[str]:
+    """
+    fastai's `make_vocab`: the special tokens, then the words seen at least `min_freq` times, most frequent first, up to
+    `max_vocab` tokens, then `xxfake*` rows up to a multiple of 8. Ties are broken alphabetically (fastai breaks them
+    by first occurrence), so the vocabulary does not depend on how many processes counted.
+    """
+    if max_vocab < len(SPECIAL_TOKENS):
+        raise ValueError(f"`max_vocab` must be at least {len(SPECIAL_TOKENS)} (the special tokens), got {max_vocab}.")
+    if min_freq < 1:
+        raise ValueError(f"`min_freq` must be at least 1, got {min_freq}.")
+    special = set(SPECIAL_TOKENS)
+    ranked = sorted((item for item in counts.items() if item[1] >= min_freq and item[0] not in special),
+                    key=lambda item: (-item[1], item[0]))
+    vocab = SPECIAL_TOKENS + [word for word, _ in ranked[: max_vocab - len(SPECIAL_TOKENS)]]
+    return vocab + [f"xxfake{i}" if i else "xxfake" for i in range(-len(vocab) % 8)]
+
+
+class AwdLstmTokenizer(TokenizersBackend):
+    r"""
+    fastai v2's word-level tokenizer (fastai rules + spaCy-style English word splitting) on a `tokenizers` WordLevel
+    backend. Build one from a corpus with [`~AwdLstmTokenizer.train`], or load one with `from_pretrained`.
+
+    Args:
+        vocab (`dict[str, int]` or `list[str]`, *optional*):
+            The vocabulary; a list is numbered in order. It must start with fastai's nine special tokens.
+        tokenizer_file (`str`, *optional*):
+            A `tokenizer.json` to load instead of `vocab`.
+        backwards (`bool`, *optional*, defaults to `False`):
+            Reverse the token order of every encoded text (fastai's `backwards=True`), for the backward language model
+            of a forward+backward ULMFiT ensemble. `decode` reverses the ids back.
+        padding_side (`str`, *optional*, defaults to `"left"`):
+            fastai pads text batches at the start, which also makes batched generation work.
+
+    Example:
+    ```python
+    >>> from ulmfit import AwdLstmTokenizer
+    >>> tokenizer = AwdLstmTokenizer.train(["The movie was GREAT!!!", "I didn't like it."], min_freq=1)
+    >>> tokenizer.tokenize("The movie was GREAT!!!")
+    ['xxbos', 'xxmaj', 'the', 'movie', 'was', 'xxup', 'great', 'xxrep', '3', '!']
+    ```
+    """
+
+    vocab_files_names = {"tokenizer_file": "tokenizer.json"}
+    model_input_names = ["input_ids", "attention_mask"]
+    padding_side = "left"
+
+    def __init__(
+        self,
+        vocab: dict[str, int] | list[str] | None = None,
+        tokenizer_file: str | None = None,
+        backwards: bool = False,
+        unk_token: str = "xxunk",
+        pad_token: str = "xxpad",
+        bos_token: str = "xxbos",
+        eos_token: str = "xxeos",
+        **kwargs,
+    ):
+        tokenizer_object = kwargs.pop("tokenizer_object", None)
+        if tokenizer_object is None and not (tokenizer_file and os.path.isfile(tokenizer_file)):
+            if vocab is None:
+                raise ValueError(
+                    "AwdLstmTokenizer needs a vocabulary: pass `vocab=`, load a saved one with `from_pretrained`, or "
+                    "build one from texts with `AwdLstmTokenizer.train(texts)`."
+                )
+            tokenizer_object = self._build_backend(vocab)
+            tokenizer_file = None
+            # The saved tokenizer.json already holds its post-processor; keep ours for a vocabulary built here.
+            kwargs.pop("post_processor", None)
+        self.backwards = backwards
+        super().__init__(
+            tokenizer_object=tokenizer_object,
+            tokenizer_file=tokenizer_file,
+            backwards=backwards,
+            unk_token=unk_token,
+            pad_token=pad_token,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            **kwargs,
+        )
+
+    @staticmethod
+    def _build_backend(vocab: dict[str, int] | list[str]) -> Tokenizer:
+        """A WordLevel `tokenizers.Tokenizer` that maps pre-split words to ids and adds `xxbos`."""
+        if isinstance(vocab, (list, tuple)):
+            if len(set(vocab)) != len(vocab):
+                duplicates = sorted(w for w, n in Counter(vocab).items() if n > 1)[:5]
+                raise ValueError(f"The vocabulary repeats tokens, e.g. {duplicates}.")
+            vocab = {word: index for index, word in enumerate(vocab)}
+        expected = {word: index for index, word in enumerate(SPECIAL_TOKENS)}
+        wrong = {word: vocab.get(word) for word, index in expected.items() if vocab.get(word) != index}
+        if wrong:
+            raise ValueError(
+                f"The vocabulary must start with fastai's special tokens {SPECIAL_TOKENS} (ids 0..8); got {wrong}."
+            )
+        backend = Tokenizer(models.WordLevel(vocab=dict(vocab), unk_token="xxunk"))
+        # Our words never contain a space (fastai writes one as "▁"), so this split only matters to someone who loads
+        # tokenizer.json alone, without the rules.
+        backend.pre_tokenizer = pre_tokenizers.Split(" ", behavior="removed")
+        backend.post_processor = processors.TemplateProcessing(
+            single="xxbos $A",
+            pair="xxbos $A xxfld $B",
+            special_tokens=[("xxbos", vocab["xxbos"]), ("xxfld", vocab["xxfld"])],
+        )
+        return backend
+
+    @property
+    def suppress_token_ids(self) -> list[int]:
+        """
+        Ids a language model should never generate: `xxunk` (fastai's `predict(no_unk=True)`), `xxpad`, and the
+        `xxfake*` rows that only pad the vocabulary to a multiple of 8. Training scripts copy them into
+        `model.generation_config.suppress_tokens`.
+        """
+        vocab = self.get_vocab()
+        fake = [index for token, index in vocab.items() if _is_vocab_padding(token)]
+        return sorted({self.unk_token_id, self.pad_token_id, *fake})
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Training a vocabulary
+
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str],
+        max_vocab: int = 60000,
+        min_freq: int = 3,
+        backwards: bool = False,
+        num_proc: int | None = None,
+        **kwargs,
+    ) -> "AwdLstmTokenizer":
+        """
+        Build a tokenizer whose vocabulary is the words of `texts` (fastai's `Numericalize` setup): fastai's special
+        tokens, then every word seen at least `min_freq` times, most frequent first, up to `max_vocab`.
+
+        Args:
+            texts: any iterable of strings: a list, a generator, or a `datasets` column such as `dataset["text"]`.
+            max_vocab: the largest vocabulary (fastai's default 60,000).
+            min_freq: the fewest occurrences a word needs (fastai's default 3).
+            backwards: see the class docstring.
+            num_proc: processes that count words; defaults to every core. Small corpora are counted in-process.
+            kwargs: passed on to the constructor (e.g. `model_max_length`).
+        """
+        if isinstance(texts, str):
+            raise TypeError("`texts` must be an iterable of strings, not a single string.")
+        num_proc = num_proc or os.cpu_count() or 1
+        batches = _batches(texts, _COUNT_BATCH_SIZE)
+        head = list(itertools.islice(batches, _PARALLEL_MIN_TEXTS // _COUNT_BATCH_SIZE))
+        counts = Counter()
+        if num_proc > 1 and len(head) == _PARALLEL_MIN_TEXTS // _COUNT_BATCH_SIZE:
+            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+            with context.Pool(num_proc) as pool:
+                for partial_counts in pool.imap_unordered(_count_words, itertools.chain(head, batches)):
+                    counts.update(partial_counts)
+        else:
+            for batch in itertools.chain(head, batches):
+                counts.update(_count_words(batch))
+        if not counts:
+            raise ValueError("Cannot train a vocabulary: `texts` is empty.")
+        return cls(vocab=make_vocab(counts, max_vocab=max_vocab, min_freq=min_freq), backwards=backwards, **kwargs)
+
+    def train_new_from_iterator(self, text_iterator, vocab_size: int, length=None, new_special_tokens=None, **kwargs):
+        """The standard transformers entry point: a new tokenizer with the same rules trained on `text_iterator`."""
+        if new_special_tokens:
+            raise ValueError("AwdLstmTokenizer uses fastai's fixed special tokens; `new_special_tokens` is not supported.")
+        kwargs.pop("special_tokens_map", None)
+        return type(self).train(text_iterator, max_vocab=vocab_size, backwards=self.backwards, **kwargs)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Encoding
+
+    def _split(self, text, name: str):
+        """Rules + word splitting for one text, a batch of texts, or None."""
+        if text is None:
+            return None
+        if isinstance(text, str):
+            return tokenize(text, add_bos=False)
+        if isinstance(text, (list, tuple)):
+            return [tokenize(_check_text(item, f"item {i} of `{name}`"), add_bos=False) for i, item in enumerate(text)]
+        raise TypeError(f"AwdLstmTokenizer expects `{name}` as `str` or a list of `str`, got {type(text).__name__}.")
+
+    def _encode_plus(self, text, text_pair=None, *args, is_split_into_words: bool = False, **kwargs) -> BatchEncoding:
+        if not is_split_into_words:
+            text, text_pair = self._split(text, "text"), self._split(text_pair, "text_pair")
+        if not self.backwards:
+            return super()._encode_plus(text, text_pair, *args, is_split_into_words=True, **kwargs)
+
+        # Backwards: encode without padding or tensors, reverse every sequence, then pad (fastai flips the ids).
+        pad_kwargs = {
+            "padding": kwargs.pop("padding_strategy", PaddingStrategy.DO_NOT_PAD),
+            "max_length": kwargs.get("max_length"),
+            "pad_to_multiple_of": kwargs.pop("pad_to_multiple_of", None),
+            "padding_side": kwargs.pop("padding_side", None),
+            "return_tensors": kwargs.pop("return_tensors", None),
+            "return_attention_mask": kwargs.get("return_attention_mask"),
+        }
+        encoded = super()._encode_plus(text, text_pair, *args, is_split_into_words=True, **kwargs)
+        batched = isinstance(encoded["input_ids"][0], list) if encoded["input_ids"] else False
+        for key, value in encoded.items():
+            if isinstance(value, list) and value and key != "offset_mapping":
+                encoded[key] = [row[::-1] for row in value] if batched else value[::-1]
+        return self.pad(encoded, **pad_kwargs)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Decoding
+
+    def _decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces=None, **kwargs) -> str:
+        """
+        Readable text: `xxmaj`/`xxup` restore capitals, `xxrep`/`xxwrep` expand repetitions, punctuation and clitics
+        attach to their word. A sequence that does not start with `xxbos` is read as a continuation of running text
+        and gets a leading space before a word (as GPT-2's tokens do), so that `prompt + decode(new_ids)`, which is
+        what the text-generation pipeline returns, reads correctly.
+        """
+        if isinstance(token_ids, int):
+            token_ids = [token_ids]
+        token_ids = [int(i) for i in token_ids]
+        if self.backwards:
+            token_ids = token_ids[::-1]
+        vocab_size = self._tokenizer.get_vocab_size(with_added_tokens=True)
+        bad = [i for i in token_ids if not 0 <= i < vocab_size]
+        if bad:
+            raise ValueError(f"Cannot decode ids {bad[:5]}: the vocabulary has {vocab_size} tokens.")
+        tokens = [self._tokenizer.id_to_token(i) for i in token_ids]
+        first = next((token for token in tokens if token != self.pad_token), None)
+        continuation = first is not None and first != self.bos_token
+
+        # Special tokens are dropped, or kept verbatim between the detokenized runs of ordinary words.
+        special = set(self.all_special_tokens)
+        pieces, run = [], []
+        if skip_special_tokens:
+            tokens = [token for token in tokens if not _is_vocab_padding(token)]
+        for token in tokens:
+            if token in special:
+                if run:
+                    pieces.append(detokenize(run))
+                    run = []
+                if not skip_special_tokens:
+                    pieces.append(token)
+            else:
+                run.append(token)
+        if run:
+            pieces.append(detokenize(run))
+        text = " ".join(piece for piece in pieces if piece)
+        if continuation and text and (text[0].isalnum() or text[0] in "\"'(["):
+            text = " " + text
+        return text
+
+
+__all__ = ["AwdLstmTokenizer", "make_vocab"]

@@ -1,0 +1,295 @@
+import pytest
+import torch
+from torch import nn
+from transformers import AutoModel, AutoModelForCausalLM
+
+from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmModel
+from ulmfit.models.awd_lstm.modeling_awd_lstm import EmbeddingDropout, LockedDropout, WeightDroppedLstm
+
+
+VOCAB = 50
+
+
+def make_model(**overrides) -> AwdLstmForCausalLM:
+    torch.manual_seed(0)
+    config = AwdLstmConfig(vocab_size=VOCAB, embedding_size=16, hidden_size=24, num_hidden_layers=3, **overrides)
+    return AwdLstmForCausalLM(config).eval()
+
+
+def random_ids(batch_size=3, length=11, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(9, VOCAB, (batch_size, length), generator=generator)
+
+
+def no_dropout():
+    names = ("embedding_dropout", "input_dropout", "weight_dropout", "hidden_dropout", "output_dropout")
+    return dict.fromkeys(names, 0.0)
+
+
+def test_output_shapes_and_state_layout():
+    model = make_model()
+    outputs = model(random_ids(), output_hidden_states=True)
+    assert outputs.logits.shape == (3, 11, VOCAB)
+    assert outputs.last_hidden_state.shape == (3, 11, 16)
+    assert [tuple(h.shape) for h, _ in outputs.state] == [(3, 24), (3, 24), (3, 16)]
+    assert len(outputs.hidden_states) == 4  # embeddings + 3 layers
+
+
+def test_layer_sizes_follow_fastai():
+    model = make_model()
+    sizes = [(layer.lstm.input_size, layer.lstm.hidden_size) for layer in model.awd_lstm.layers]
+    assert sizes == [(16, 24), (24, 24), (24, 16)]
+
+
+def test_decoder_is_tied_to_the_embedding_and_has_a_bias():
+    model = make_model()
+    assert model.lm_head.weight is model.awd_lstm.embed_tokens.weight
+    assert model.lm_head.bias is not None
+
+
+def test_untied_config_gives_separate_weights():
+    model = make_model(tie_word_embeddings=False, lm_head_bias=False)
+    assert model.lm_head.weight is not model.awd_lstm.embed_tokens.weight
+    assert model.lm_head.bias is None
+
+
+def test_eval_is_deterministic():
+    model = make_model()
+    ids = random_ids()
+    torch.testing.assert_close(model(ids).logits, model(ids).logits, rtol=0, atol=0)
+
+
+def test_whole_sequence_equals_chunks_with_state_carried():
+    model = make_model()
+    ids = random_ids(length=20)
+    with torch.no_grad():
+        whole = model(ids)
+        state, logits = None, []
+        for chunk in ids.split(6, dim=1):
+            out = model(chunk, state=state)
+            logits.append(out.logits)
+            state = out.state
+    torch.testing.assert_close(torch.cat(logits, 1), whole.logits, rtol=0, atol=1e-5)
+    for (h, c), (h_ref, c_ref) in zip(state, whole.state):
+        torch.testing.assert_close(h, h_ref, rtol=0, atol=1e-5)
+        torch.testing.assert_close(c, c_ref, rtol=0, atol=1e-5)
+
+
+def test_left_and_right_padding_equal_each_sequence_alone():
+    model = make_model()
+    short, long = random_ids(1, 5, seed=2)[0], random_ids(1, 9, seed=3)[0]
+    for side in ("left", "right"):
+        batch = torch.full((2, 9), 1)
+        mask = torch.zeros(2, 9, dtype=torch.long)
+        span = slice(4, 9) if side == "left" else slice(0, 5)
+        batch[0, span], mask[0, span] = short, 1
+        batch[1], mask[1] = long, 1
+        with torch.no_grad():
+            padded = model(batch, attention_mask=mask)
+            alone = model(short[None])
+        torch.testing.assert_close(padded.logits[0, span], alone.logits[0], rtol=0, atol=1e-5)
+        for (h, _), (h_alone, _) in zip(padded.state, alone.state):
+            torch.testing.assert_close(h[0], h_alone[0], rtol=0, atol=1e-5)
+        assert padded.last_hidden_state[0, mask[0] == 0].abs().max() == 0
+
+
+def test_an_all_padding_row_keeps_its_state():
+    model = make_model()
+    ids = random_ids(2, 6)
+    with torch.no_grad():
+        first = model(ids)
+        mask = torch.tensor([[0] * 4, [1] * 4])
+        second = model(random_ids(2, 4, seed=5), attention_mask=mask, state=first.state)
+    for (h, c), (h_before, c_before) in zip(second.state, first.state):
+        torch.testing.assert_close(h[0], h_before[0], rtol=0, atol=0)
+        torch.testing.assert_close(c[0], c_before[0], rtol=0, atol=0)
+        assert not torch.equal(h[1], h_before[1])
+
+
+def test_mask_with_padding_between_tokens_is_rejected():
+    model = make_model()
+    with pytest.raises(ValueError, match="contiguous"):
+        model(random_ids(1, 5), attention_mask=torch.tensor([[1, 0, 1, 1, 1]]))
+
+
+def test_loss_is_cross_entropy_in_eval_and_adds_ar_tar_in_training():
+    model = make_model(**no_dropout())
+    ids = random_ids()
+    eval_out = model(ids, labels=ids)
+    expected_ce = nn.functional.cross_entropy(eval_out.logits[:, :-1].reshape(-1, VOCAB), ids[:, 1:].reshape(-1))
+    torch.testing.assert_close(eval_out.loss, expected_ce)
+
+    model.train()  # no dropout configured, so only AR and TAR change the loss
+    train_out = model(ids, labels=ids)
+    raw = train_out.last_hidden_state
+    ar = 2.0 * raw.pow(2).mean()
+    tar = 1.0 * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+    torch.testing.assert_close(train_out.loss, expected_ce + ar + tar, rtol=1e-5, atol=1e-6)
+
+
+def test_shift_labels_keeps_the_last_position():
+    model = make_model()
+    stream = random_ids(2, 13)
+    inputs, targets = stream[:, :-1], stream[:, 1:]
+    out = model(inputs, labels=targets, shift_labels=targets)
+    expected = nn.functional.cross_entropy(out.logits.reshape(-1, VOCAB), targets.reshape(-1))
+    torch.testing.assert_close(out.loss, expected)
+
+
+def test_padding_is_ignored_by_the_loss():
+    model = make_model()
+    ids = random_ids(1, 8)
+    padded = torch.cat([torch.ones(1, 3, dtype=torch.long), ids], 1)
+    mask = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 8, dtype=torch.long)], 1)
+    torch.testing.assert_close(model(padded, attention_mask=mask, labels=padded).loss, model(ids, labels=ids).loss)
+
+
+def test_backward_reaches_every_trainable_parameter():
+    model = make_model().train()
+    ids = random_ids()
+    model(ids, labels=ids).loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []
+    assert all(layer.lstm.weight_hh_l0.grad.abs().sum() > 0 for layer in model.awd_lstm.layers)
+
+
+def test_weight_dropout_runs_the_fused_lstm_kernel():
+    model = make_model().train()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        model(random_ids())
+    names = [event.name for event in profile.events()]
+    assert names.count("aten::lstm") == 3  # one fused call per layer, no Python loop over time steps
+    assert "aten::lstm_cell" not in names
+
+
+def test_weight_dropout_masks_recurrent_weights_only_in_training():
+    torch.manual_seed(0)
+    layer = WeightDroppedLstm(4, 6, weight_dropout=0.5)
+    inputs, state = torch.randn(2, 5, 4), (torch.zeros(1, 2, 6), torch.zeros(1, 2, 6))
+    raw = layer.lstm.weight_hh_l0.detach().clone()
+    layer.eval()
+    torch.testing.assert_close(layer(inputs, state)[0], layer.lstm(inputs, state)[0])
+    layer.train()
+    assert not torch.allclose(layer(inputs, state)[0], layer.lstm(inputs, state)[0])
+    torch.testing.assert_close(layer.lstm.weight_hh_l0, raw)  # the raw weight is never overwritten
+
+
+def test_embedding_dropout_drops_whole_words_and_rescales():
+    torch.manual_seed(0)
+    dropout = EmbeddingDropout(0.5).train()
+    ids = torch.tensor([[3, 3, 4, 4, 5, 5, 6, 6] * 4])
+    embeds = torch.ones(1, 32, 8)
+    out = dropout(embeds, ids, vocab_size=10)
+    for word in (3, 4, 5, 6):
+        rows = out[ids == word]
+        assert torch.all(rows == 0) or torch.all(rows == 2.0)  # every occurrence shares one draw, kept rows x1/(1-p)
+    assert torch.equal(dropout.eval()(embeds, ids, vocab_size=10), embeds)
+
+
+def test_locked_dropout_shares_one_mask_across_time():
+    torch.manual_seed(0)
+    dropout = LockedDropout(0.5).train()
+    out = dropout(torch.ones(4, 7, 10))
+    assert torch.equal(out, out[:, :1].expand_as(out))
+    assert set(out.unique().tolist()) == {0.0, 2.0}
+    assert torch.equal(dropout.eval()(torch.ones(4, 7, 10)), torch.ones(4, 7, 10))
+
+
+def test_layer_groups_cover_every_parameter_once_in_ulmfit_order():
+    model = make_model()
+    groups = model.layer_groups()
+    assert len(groups) == 4
+    assert groups[0] == list(model.awd_lstm.layers[0].parameters())
+    last = [id(p) for p in groups[-1]]
+    assert id(model.awd_lstm.embed_tokens.weight) in last and id(model.lm_head.bias) in last
+    flat = [id(p) for group in groups for p in group]
+    assert len(flat) == len(set(flat)) == len(list(model.parameters()))
+
+
+def test_save_and_reload_gives_identical_outputs_with_safetensors_only(tmp_path):
+    model = make_model()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob("*.pt*"))
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert isinstance(reloaded, AwdLstmForCausalLM)
+    assert reloaded.lm_head.weight is reloaded.awd_lstm.embed_tokens.weight
+    ids = random_ids()
+    torch.testing.assert_close(reloaded(ids).logits, model(ids).logits, rtol=0, atol=0)
+
+
+def test_encoder_loads_from_a_language_model_folder(tmp_path):
+    model = make_model()
+    model.save_pretrained(tmp_path)
+    encoder = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(encoder, AwdLstmModel)
+    ids = random_ids()
+    torch.testing.assert_close(encoder(ids).last_hidden_state, model(ids).last_hidden_state, rtol=0, atol=0)
+
+
+def test_checkpoint_with_another_vocabulary_size_fails_clearly(tmp_path):
+    make_model().save_pretrained(tmp_path)
+    config = AwdLstmConfig.from_pretrained(tmp_path)
+    config.vocab_size = VOCAB + 8
+    with pytest.raises(ValueError, match=f"vocabulary of {VOCAB} tokens.*vocab_size={VOCAB + 8}"):
+        AwdLstmForCausalLM.from_pretrained(tmp_path, config=config)
+
+
+def test_ids_outside_the_vocabulary_fail_clearly():
+    model = make_model()
+    with pytest.raises(ValueError, match="vocabulary has 50 tokens"):
+        model(torch.tensor([[3, 4, VOCAB + 7]]))
+    with pytest.raises(TypeError, match="integer"):
+        model(torch.rand(1, 4))
+
+
+def test_a_100k_token_document_runs_in_one_call():
+    model = make_model()
+    ids = torch.randint(9, VOCAB, (1, 100_000))
+    with torch.no_grad():
+        outputs = model.awd_lstm(ids)
+    assert outputs.last_hidden_state.shape == (1, 100_000, 16)
+    assert torch.isfinite(outputs.last_hidden_state).all()
+
+
+def test_greedy_generate_matches_a_manual_greedy_loop():
+    model = make_model()
+    prompt = random_ids(1, 6)
+    generated = model.generate(prompt, max_new_tokens=8, do_sample=False)
+    ids = prompt
+    with torch.no_grad():
+        for _ in range(8):
+            next_id = model(ids).logits[:, -1].argmax(-1, keepdim=True)
+            ids = torch.cat([ids, next_id], 1)
+    assert torch.equal(generated, ids)
+
+
+def test_generate_feeds_one_token_per_step():
+    model = make_model()
+    lengths = []
+    hook = model.awd_lstm.register_forward_pre_hook(lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    model.generate(random_ids(2, 7), max_new_tokens=6, do_sample=False)
+    hook.remove()
+    assert lengths == [7] + [1] * 5  # the prompt once, then O(1) work per new token
+
+
+def test_batched_left_padded_generation_equals_one_prompt_at_a_time():
+    model = make_model()
+    prompts = [random_ids(1, n, seed=n)[0] for n in (3, 8, 5)]
+    width = max(len(p) for p in prompts)
+    batch = torch.stack([torch.cat([torch.ones(width - len(p), dtype=torch.long), p]) for p in prompts])
+    mask = torch.stack([torch.cat([torch.zeros(width - len(p)), torch.ones(len(p))]).long() for p in prompts])
+    batched = model.generate(batch, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=1)
+    for row, prompt in zip(batched, prompts):
+        alone = model.generate(prompt[None], max_new_tokens=6, do_sample=False)
+        assert torch.equal(row[width:], alone[0, len(prompt) :])
+
+
+def test_beam_search_and_sampling():
+    model = make_model()
+    prompt = random_ids(2, 5)
+    beams = model.generate(prompt, max_new_tokens=6, num_beams=3, do_sample=False, num_return_sequences=2)
+    assert beams.shape == (4, 11)
+    torch.manual_seed(0)
+    sampled = model.generate(prompt, max_new_tokens=6, do_sample=True, top_k=5)
+    assert sampled.shape == (2, 11) and torch.equal(sampled[:, :5], prompt)
