@@ -11,7 +11,7 @@ import itertools
 import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sized
 
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import TokenizersBackend
@@ -232,7 +232,8 @@ class AwdLstmTokenizer(TokenizersBackend):
             return None
         if isinstance(text, str):
             return tokenize(text, add_bos=False)
-        if isinstance(text, (list, tuple)):
+        if isinstance(text, Sized) and isinstance(text, Iterable) and not isinstance(text, Mapping):
+            # a list, a tuple, or a `datasets` column such as `dataset["text"]`
             return [tokenize(_check_text(item, f"item {i} of `{name}`"), add_bos=False) for i, item in enumerate(text)]
         raise TypeError(f"AwdLstmTokenizer expects `{name}` as `str` or a list of `str`, got {type(text).__name__}.")
 
