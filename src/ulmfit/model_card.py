@@ -1,0 +1,190 @@
+"""Model cards for the models this package trains: metadata, measured results, the exact command, and citations.
+
+`ModelCardInfo` collects what a training script knows; `render_model_card` turns it into a `huggingface_hub.ModelCard`
+(YAML metadata with a `model-index` of the measured metrics, then prose from `model_card_template.md`, shipped as
+package data). It renders offline; `push_model_card_last` uploads it after the weights (see its docstring for why).
+"""
+
+import platform
+from dataclasses import dataclass, field
+from importlib import resources
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+
+CITATIONS = {
+    "awd_lstm": """@inproceedings{merity2018regularizing,
+  title={Regularizing and Optimizing {LSTM} Language Models},
+  author={Merity, Stephen and Keskar, Nitish Shirish and Socher, Richard},
+  booktitle={International Conference on Learning Representations},
+  year={2018},
+  url={https://arxiv.org/abs/1708.02182}
+}""",
+    "ulmfit": """@inproceedings{howard2018universal,
+  title={Universal Language Model Fine-tuning for Text Classification},
+  author={Howard, Jeremy and Ruder, Sebastian},
+  booktitle={Proceedings of the 56th Annual Meeting of the Association for Computational Linguistics},
+  pages={328--339},
+  year={2018},
+  url={https://arxiv.org/abs/1801.06146}
+}""",
+    "imdb": """@inproceedings{maas2011learning,
+  title={Learning Word Vectors for Sentiment Analysis},
+  author={Maas, Andrew L. and Daly, Raymond E. and Pham, Peter T. and Huang, Dan and Ng, Andrew Y. and Potts, Christopher},
+  booktitle={Proceedings of the 49th Annual Meeting of the Association for Computational Linguistics},
+  pages={142--150},
+  year={2011}
+}""",
+}
+
+# Prose per model family, merged into the template unless the caller gives its own.
+FAMILY_TEXT = {
+    "awd_lstm_lm": {
+        "architecture": "AWD-LSTM language model (Merity et al. 2017): embedding, stacked weight-dropped LSTMs, "
+        "a decoder tied to the embedding",
+        "intended_use": "A word-level English language model: generate text, score text (perplexity), or serve as "
+        "the pretrained encoder of a ULMFiT text classifier (`AwdLstmForSequenceClassification` loads its encoder "
+        "from this folder).",
+        "limitations": "It knows only the words of its vocabulary (others become `xxunk`) and the style and biases of "
+        "its training corpus; it is small by today's standards and its generations are not factual. The tokenizer "
+        "lower-cases text and marks capitals with `xxmaj`/`xxup` (fastai's rules), which `decode` undoes.",
+        "usage": """from transformers import pipeline
+
+generator = pipeline("text-generation", model="{model_id}", trust_remote_code=True)
+print(generator("This movie was", max_new_tokens=30, do_sample=True, top_k=40)[0]["generated_text"])""",
+        "citations": ["awd_lstm", "ulmfit"],
+    },
+}
+
+
+@dataclass
+class ModelCardInfo:
+    """Everything a card says about one trained model. Fields left empty are left out of the card."""
+
+    model_id: str
+    family: str = "awd_lstm_lm"
+    model_class: str = "AwdLstmForCausalLM"
+    description: str = ""
+    base_model: str | None = None
+    language: str | list[str] = "en"
+    license: str = "apache-2.0"
+    datasets: list[str] = field(default_factory=list)
+    datasets_description: str = ""
+    tags: list[str] = field(default_factory=lambda: ["ulmfit", "awd-lstm", "fastai"])
+    pipeline_tag: str = "text-generation"
+    task_type: str = "text-generation"
+    dataset_name: str = ""
+    dataset_type: str = ""
+    dataset_split: str = "validation"
+    # metric name -> value, e.g. {"perplexity": 49.8, "accuracy": 0.312}
+    metrics: dict[str, float] = field(default_factory=dict)
+    training_command: str = ""
+    hyperparameters: dict[str, object] = field(default_factory=dict)
+    # rows of the training log, e.g. [{"epoch": 1, "train_loss": 4.2, "valid_loss": 4.1, ...}]
+    training_log: list[dict] = field(default_factory=list)
+    extra_citations: list[str] = field(default_factory=list)
+
+
+def _markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_format(row.get(column, "")) for column in columns) + " |")
+    return "\n".join(lines)
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _versions() -> list[dict]:
+    import datasets
+    import tokenizers
+    import torch
+    import transformers
+
+    import ulmfit
+
+    return [
+        {"library": "ulmfit", "version": ulmfit.__version__},
+        {"library": "transformers", "version": transformers.__version__},
+        {"library": "torch", "version": torch.__version__},
+        {"library": "tokenizers", "version": tokenizers.__version__},
+        {"library": "datasets", "version": datasets.__version__},
+        {"library": "python", "version": platform.python_version()},
+    ]
+
+
+def render_model_card(info: ModelCardInfo) -> ModelCard:
+    """The card of one trained model, rendered offline from the shipped template."""
+    if info.family not in FAMILY_TEXT:
+        raise ValueError(f"Unknown model family {info.family!r}; known: {sorted(FAMILY_TEXT)}.")
+    text = FAMILY_TEXT[info.family]
+    eval_results = [
+        EvalResult(
+            task_type=info.task_type,
+            dataset_type=info.dataset_type or info.dataset_name or "custom",
+            dataset_name=info.dataset_name or info.dataset_type or "custom",
+            dataset_split=info.dataset_split,
+            metric_type=name,
+            metric_name=name,
+            metric_value=float(value),
+        )
+        for name, value in info.metrics.items()
+    ]
+    card_data = ModelCardData(
+        language=info.language,
+        license=info.license,
+        library_name="transformers",
+        pipeline_tag=info.pipeline_tag,
+        tags=info.tags,
+        datasets=info.datasets or None,
+        base_model=info.base_model,
+        model_name=info.model_id,
+        eval_results=eval_results or None,
+    )
+    results = [{"split": info.dataset_split, "metric": name, "value": value} for name, value in info.metrics.items()]
+    hyperparameters = [{"name": name, "value": value} for name, value in info.hyperparameters.items()]
+    citations = [CITATIONS[key] for key in text["citations"]] + list(info.extra_citations)
+    template = resources.files("ulmfit") / "model_card_template.md"
+    return ModelCard.from_template(
+        card_data,
+        template_str=template.read_text(encoding="utf-8"),
+        model_name=info.model_id.split("/")[-1],
+        model_description=info.description or text["intended_use"],
+        architecture=text["architecture"],
+        model_class=f"`{info.model_class}`",
+        base_model=info.base_model,
+        datasets_description=info.datasets_description,
+        usage_snippet=text["usage"].format(model_id=info.model_id),
+        results_table=_markdown_table(results),
+        intended_use=text["intended_use"],
+        limitations=text["limitations"],
+        training_command=info.training_command,
+        hyperparameters_table=_markdown_table(hyperparameters),
+        training_log_table=_markdown_table(info.training_log),
+        versions_table=_markdown_table(_versions()),
+        citations=citations,
+    )
+
+
+def push_model_card_last(card: ModelCard, repo_id: str, token: str | None = None) -> None:
+    """
+    Upload the card as the repo's README.md, after the weights: `PreTrainedModel.push_to_hub` rewrites README.md from
+    the remote copy, so a card pushed earlier would be overwritten by a generic one.
+    """
+    from huggingface_hub import HfApi
+
+    HfApi(token=token).upload_file(
+        path_or_fileobj=str(card).encode("utf-8"),
+        path_in_repo="README.md",
+        repo_id=repo_id,
+        commit_message="Add model card",
+    )
+
+
+__all__ = ["ModelCardInfo", "push_model_card_last", "render_model_card"]
