@@ -30,7 +30,8 @@ CITATIONS = {
 }""",
     "imdb": """@inproceedings{maas2011learning,
   title={Learning Word Vectors for Sentiment Analysis},
-  author={Maas, Andrew L. and Daly, Raymond E. and Pham, Peter T. and Huang, Dan and Ng, Andrew Y. and Potts, Christopher},
+  author={Maas, Andrew L. and Daly, Raymond E. and Pham, Peter T. and Huang, Dan and Ng, Andrew Y.
+          and Potts, Christopher},
   booktitle={Proceedings of the 49th Annual Meeting of the Association for Computational Linguistics},
   pages={142--150},
   year={2011}

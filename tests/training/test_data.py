@@ -6,7 +6,13 @@ from ulmfit.training.data import LanguageModelStream, load_text_datasets, variab
 
 def documents(n=40, length=30):
     generator = torch.Generator().manual_seed(0)
-    return [[2] + torch.randint(9, 100, (int(torch.randint(5, length, (), generator=generator)),), generator=generator).tolist() for _ in range(n)]
+    return [
+        [2]
+        + torch.randint(
+            9, 100, (int(torch.randint(5, length, (), generator=generator)),), generator=generator
+        ).tolist()
+        for _ in range(n)
+    ]
 
 
 def test_variable_lengths_follow_awd_lstm():
@@ -67,7 +73,7 @@ def test_local_files_of_every_format(tmp_path):
     texts = [f"review number {i}" for i in range(40)]
     (tmp_path / "a.txt").write_text("\n".join(texts))
     (tmp_path / "a.csv").write_text("review,label\n" + "\n".join(f"{t},1" for t in texts))
-    (tmp_path / "a.jsonl").write_text("\n".join('{"text": "%s"}' % t for t in texts))
+    (tmp_path / "a.jsonl").write_text("\n".join(f'{{"text": "{t}"}}' for t in texts))
     for name, column in (("a.txt", "text"), ("a.csv", "review"), ("a.jsonl", "text")):
         data = load_text_datasets(train_file=str(tmp_path / name), text_column=column, validation_split_percentage=10)
         assert len(data["train"]) == 36 and len(data["validation"]) == 4

@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from ulmfit.training import one_cycle_schedule, scale_learning_rates, slanted_triangular_factor, slanted_triangular_schedule
+from ulmfit.training import (
+    one_cycle_schedule,
+    scale_learning_rates,
+    slanted_triangular_factor,
+    slanted_triangular_schedule,
+)
 
 
 def optimizer_with(lrs):

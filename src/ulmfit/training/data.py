@@ -85,7 +85,9 @@ def load_text_datasets(
         split = raw["train"].train_test_split(test_size=validation_split_percentage / 100, seed=seed)
         raw = datasets.DatasetDict({"train": split["train"], "validation": split["test"]})
     keep = [text_column, *extra_columns]
-    raw = datasets.DatasetDict({k: v for k, v in raw.items() if k in ("train", "validation")}) if not streaming else raw
+    raw = (
+        datasets.DatasetDict({k: v for k, v in raw.items() if k in ("train", "validation")}) if not streaming else raw
+    )
     for split_name in ("train", "validation"):
         raw[split_name] = raw[split_name].select_columns(keep)
         if text_column != "text":
@@ -177,7 +179,9 @@ class LanguageModelStream:
         return len(self.window_lengths())
 
     def _rows(self, generator: torch.Generator) -> torch.Tensor:
-        order = torch.randperm(len(self.documents), generator=generator) if self.shuffle else range(len(self.documents))
+        order = (
+            torch.randperm(len(self.documents), generator=generator) if self.shuffle else range(len(self.documents))
+        )
         stream = torch.cat([self.documents[i] for i in order])
         rows = stream[: self.row_length * self.total_rows].view(self.total_rows, self.row_length)
         start = self.process_index * self.batch_size

@@ -4,7 +4,6 @@ Every ulmfit model that can be fine-tuned the ULMFiT way exposes `layer_groups()
 from the input side to the head. Nothing here matches parameter names or module positions.
 """
 
-import torch
 from torch import nn
 
 
@@ -27,9 +26,7 @@ def discriminative_param_groups(
     groups = model.layer_groups()
     rates = discriminative_learning_rates(len(groups), lr, factor)
     return [
-        {"params": params, "lr": rate, "weight_decay": weight_decay}
-        for params, rate in zip(groups, rates)
-        if params
+        {"params": params, "lr": rate, "weight_decay": weight_decay} for params, rate in zip(groups, rates) if params
     ]
 
 

@@ -59,10 +59,8 @@ def one_cycle_schedule(
 def slanted_triangular_factor(step: int, total_steps: int, cut_frac: float = 0.1, ratio: float = 32.0) -> float:
     """The STLR multiplier of the peak learning rate at `step` (0-based), from `1 / ratio` up to 1 and back."""
     cut = max(1, math.floor(total_steps * cut_frac))
-    if step < cut:
-        p = step / cut
-    else:
-        p = 1 - (step - cut) / max(1, cut * (1 / cut_frac - 1))
+    # p rises from 0 to 1 over the first `cut` steps, then falls back to 0 at the end
+    p = step / cut if step < cut else 1 - (step - cut) / max(1, cut * (1 / cut_frac - 1))
     return (1 + max(p, 0.0) * (ratio - 1)) / ratio
 
 
@@ -83,7 +81,8 @@ def scale_learning_rates(optimizer: torch.optim.Optimizer, scale: float) -> None
     """
     Multiply every group's scheduled learning rate by `scale` for the coming step: AWD-LSTM's variable-length BPTT
     scales it by seq_len / bptt, so that short windows do not take full-size steps. Scales never compound: when the
-    scheduler has not stepped since the last call (gradient accumulation), the scale applies to the same scheduled value.
+    scheduler has not stepped since the last call (gradient accumulation), the scale applies to the same scheduled
+    value.
     """
     for group in optimizer.param_groups:
         unscaled = group["_unscaled_lr"] if group.get("_scaled_lr") == group["lr"] else group["lr"]

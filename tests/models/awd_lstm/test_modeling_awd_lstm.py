@@ -267,7 +267,9 @@ def test_greedy_generate_matches_a_manual_greedy_loop():
 def test_generate_feeds_one_token_per_step():
     model = make_model()
     lengths = []
-    hook = model.awd_lstm.register_forward_pre_hook(lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    hook = model.awd_lstm.register_forward_pre_hook(
+        lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
     model.generate(random_ids(2, 7), max_new_tokens=6, do_sample=False)
     hook.remove()
     assert lengths == [7] + [1] * 5  # the prompt once, then O(1) work per new token

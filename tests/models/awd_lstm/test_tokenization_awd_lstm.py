@@ -9,12 +9,28 @@ from ulmfit.models.awd_lstm.tokenization_awd_lstm import make_vocab
 
 def test_special_tokens_have_fastai_ids(tokenizer):
     assert tokenizer.convert_ids_to_tokens(list(range(9))) == SPECIAL_TOKENS
-    assert (tokenizer.unk_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id) == (0, 1, 2, 3)
+    assert (tokenizer.unk_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id) == (
+        0,
+        1,
+        2,
+        3,
+    )
 
 
 def test_encoding_applies_fastai_rules_and_adds_xxbos(tokenizer):
     ids = tokenizer("The movie was GREAT!!!").input_ids
-    assert tokenizer.convert_ids_to_tokens(ids) == ["xxbos", "xxmaj", "the", "movie", "was", "xxup", "great", "xxrep", "3", "!"]
+    assert tokenizer.convert_ids_to_tokens(ids) == [
+        "xxbos",
+        "xxmaj",
+        "the",
+        "movie",
+        "was",
+        "xxup",
+        "great",
+        "xxrep",
+        "3",
+        "!",
+    ]
     assert tokenizer.tokenize("I didn't like it") == ["i", "did", "n't", "like", "it"]
 
 
@@ -28,7 +44,12 @@ def test_train_counts_words_with_min_freq_and_max_vocab(corpus):
     vocab = tokenizer.get_vocab()
     assert len(vocab) == 24  # 20 tokens, padded with xxfake rows to a multiple of 8
     assert "the" in vocab and "wonderful" not in vocab  # 3 occurrences < min_freq
-    assert [token for token, _ in sorted(vocab.items(), key=lambda kv: kv[1])][-4:] == ["xxfake", "xxfake1", "xxfake2", "xxfake3"]
+    assert [token for token, _ in sorted(vocab.items(), key=lambda kv: kv[1])][-4:] == [
+        "xxfake",
+        "xxfake1",
+        "xxfake2",
+        "xxfake3",
+    ]
 
 
 def test_make_vocab_orders_by_frequency_then_alphabetically():
@@ -95,7 +116,9 @@ def test_backwards_reverses_token_order_and_decode_undoes_it(corpus):
     assert backward(text).input_ids == forward(text).input_ids[::-1]
     batch = backward([text, "The movie."], padding=True, return_tensors="pt")
     assert batch.input_ids[1, 0] == backward.pad_token_id  # still padded on the left, after reversal
-    assert backward.decode(batch.input_ids[0], skip_special_tokens=True) == forward.decode(forward(text).input_ids, skip_special_tokens=True)
+    assert backward.decode(batch.input_ids[0], skip_special_tokens=True) == forward.decode(
+        forward(text).input_ids, skip_special_tokens=True
+    )
 
 
 def test_save_and_reload_with_auto_tokenizer(tmp_path, corpus):
@@ -139,3 +162,35 @@ def test_suppress_token_ids_cover_unknown_padding_and_vocabulary_filler(corpus):
     fake = [index for token, index in tokenizer.get_vocab().items() if token.startswith("xxfake")]
     assert tokenizer.suppress_token_ids == sorted([0, 1, *fake]) and len(fake) == 4
     assert tokenizer.decode(fake, skip_special_tokens=True) == ""
+
+
+def test_truncation_keeps_the_start_or_the_end(tokenizer):
+    text = "I loved every minute of it."
+    full = tokenizer(text).input_ids
+    assert tokenizer(text, truncation=True, max_length=4).input_ids == full[:4]
+    tokenizer.truncation_side = "left"
+    assert tokenizer(text, truncation=True, max_length=4).input_ids == full[-4:]
+
+
+def test_pairs_join_with_xxfld_and_masks_mark_special_tokens(tokenizer):
+    encoded = tokenizer("the movie", "the music", return_special_tokens_mask=True, return_length=True)
+    tokens = tokenizer.convert_ids_to_tokens(encoded.input_ids)
+    assert tokens == ["xxbos", "the", "movie", "xxfld", "the", "music"]
+    assert encoded.special_tokens_mask == [1, 0, 0, 1, 0, 0] and encoded.length == 6
+
+
+def test_pre_split_words_and_single_text_tensors(tokenizer):
+    words = tokenizer(["the", "movie"], is_split_into_words=True).input_ids
+    assert words == tokenizer("the movie").input_ids
+    tensor = tokenizer("the movie", return_tensors="pt").input_ids
+    assert tensor.shape == (1, 3)
+
+
+def test_offsets_are_refused_with_a_reason(tokenizer):
+    with pytest.raises(NotImplementedError, match="offsets"):
+        tokenizer("the movie", return_offsets_mapping=True)
+
+
+def test_tokenize_returns_words_even_outside_the_vocabulary(tokenizer):
+    assert tokenizer.tokenize("the zyzzyva") == ["the", "zyzzyva"]
+    assert tokenizer.convert_tokens_to_ids(["zyzzyva"]) == [tokenizer.unk_token_id]

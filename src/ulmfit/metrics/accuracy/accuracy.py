@@ -1,4 +1,5 @@
-"""Accuracy for `evaluate`, shipped with ulmfit so that it loads offline (`evaluate.load("accuracy")` needs the Hub)."""
+"""Accuracy for `evaluate`, shipped with ulmfit so that it loads offline (`evaluate.load("accuracy")` needs the
+Hub)."""
 
 import datasets
 import evaluate
@@ -24,7 +25,9 @@ class Accuracy(evaluate.Metric):
             description=_DESCRIPTION,
             citation="",
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+            ),
         )
 
     def _compute(self, predictions, references, sample_weight=None):

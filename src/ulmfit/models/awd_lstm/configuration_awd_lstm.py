@@ -10,9 +10,9 @@ logger = logging.get_logger(__name__)
 class AwdLstmConfig(PretrainedConfig):
     r"""
     Configuration of an AWD-LSTM ("ASGD Weight-Dropped LSTM") language model. The defaults reproduce fastai v2's
-    `awd_lstm_lm_config` (embedding 400, hidden 1152, 3 layers, tied weights with an output bias, and its five dropouts),
-    plus the AR/TAR coefficients of fastai's `RNNRegularizer` (alpha 2, beta 1). The vocabulary defaults follow fastai's
-    special tokens: `xxunk xxpad xxbos xxeos ...` have ids 0, 1, 2, 3.
+    `awd_lstm_lm_config` (embedding 400, hidden 1152, 3 layers, tied weights with an output bias, and its five
+    dropouts), plus the AR/TAR coefficients of fastai's `RNNRegularizer` (alpha 2, beta 1). The vocabulary defaults
+    follow fastai's special tokens: `xxunk xxpad xxbos xxeos ...` have ids 0, 1, 2, 3.
 
     Args:
         vocab_size (`int`, *optional*, defaults to 60000):
@@ -40,7 +40,8 @@ class AwdLstmConfig(PretrainedConfig):
             Variational dropout on the last LSTM layer's output, before the decoder (fastai `output_p`,
             salesforce `dropout`).
         activation_regularization (`float`, *optional*, defaults to 2.0):
-            AR coefficient alpha: adds `alpha * mean(h_t ** 2)` over the dropped last-layer output to the training loss.
+            AR coefficient alpha: adds `alpha * mean(h_t ** 2)` over the dropped last-layer output to the training
+            loss.
         temporal_activation_regularization (`float`, *optional*, defaults to 1.0):
             TAR coefficient beta: adds `beta * mean((h_t - h_{t-1}) ** 2)` over the raw last-layer output to the
             training loss.

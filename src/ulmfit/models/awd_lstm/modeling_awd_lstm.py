@@ -55,7 +55,8 @@ def _checkpoint_vocab_size(pretrained_model_name_or_path, kwargs: dict) -> int |
         if path is None:
             return None
         with safe_open(path, framework="pt") as checkpoint:
-            key = next((k for k in checkpoint.keys() if k.endswith("embed_tokens.weight")), None)
+            names = checkpoint.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
+            key = next((name for name in names if name.endswith("embed_tokens.weight")), None)
             return None if key is None else checkpoint.get_slice(key).get_shape()[0]
     except (OSError, ValueError):
         return None
@@ -126,8 +127,8 @@ class WeightDroppedLstm(nn.Module):
 
 class _PaddingLayout:
     """
-    Where the real tokens of a padded batch are. Each row of `attention_mask` must hold one contiguous run of ones (left
-    or right padding); `pack` moves every run to the front and packs it, `unpack` puts the outputs back in place.
+    Where the real tokens of a padded batch are. Each row of `attention_mask` must hold one contiguous run of ones
+    (left or right padding); `pack` moves every run to the front and packs it, `unpack` puts the outputs back.
     """
 
     def __init__(self, attention_mask: torch.Tensor):
@@ -226,7 +227,7 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
-        """fastai's initialisation: uniform(+-initializer_range) embeddings and decoder, PyTorch's default LSTM init."""
+        """fastai's initialisation: uniform(+-initializer_range) embedding and decoder, PyTorch's LSTM default."""
         if isinstance(module, nn.Embedding):
             init.uniform_(module.weight, -self.config.initializer_range, self.config.initializer_range)
         elif isinstance(module, nn.LSTM):
@@ -284,7 +285,9 @@ class AwdLstmModel(AwdLstmPreTrainedModel):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.embedding_dropout = EmbeddingDropout(config.embedding_dropout)
         self.input_dropout = LockedDropout(config.input_dropout)
-        sizes = [config.embedding_size] + [config.hidden_size] * (config.num_hidden_layers - 1) + [config.embedding_size]
+        sizes = (
+            [config.embedding_size] + [config.hidden_size] * (config.num_hidden_layers - 1) + [config.embedding_size]
+        )
         self.layers = nn.ModuleList(
             WeightDroppedLstm(sizes[i], sizes[i + 1], config.weight_dropout) for i in range(config.num_hidden_layers)
         )

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sized
 
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import TokenizersBackend
-from transformers.tokenization_utils_base import BatchEncoding, PaddingStrategy
+from transformers.tokenization_utils_base import BatchEncoding, PaddingStrategy, TruncationStrategy
 from transformers.utils import logging
 
 from .text_processing_awd_lstm import SPECIAL_TOKENS, detokenize, tokenize
@@ -59,17 +59,19 @@ def _is_vocab_padding(token: str) -> bool:
 
 def make_vocab(counts: Counter, max_vocab: int = 60000, min_freq: int = 3) -> list[str]:
     """
-    fastai's `make_vocab`: the special tokens, then the words seen at least `min_freq` times, most frequent first, up to
-    `max_vocab` tokens, then `xxfake*` rows up to a multiple of 8. Ties are broken alphabetically (fastai breaks them
-    by first occurrence), so the vocabulary does not depend on how many processes counted.
+    fastai's `make_vocab`: the special tokens, then the words seen at least `min_freq` times, most frequent first,
+    up to `max_vocab` tokens, then `xxfake*` rows up to a multiple of 8. Ties are broken alphabetically (fastai breaks
+    them by first occurrence), so the vocabulary does not depend on how many processes counted.
     """
     if max_vocab < len(SPECIAL_TOKENS):
         raise ValueError(f"`max_vocab` must be at least {len(SPECIAL_TOKENS)} (the special tokens), got {max_vocab}.")
     if min_freq < 1:
         raise ValueError(f"`min_freq` must be at least 1, got {min_freq}.")
     special = set(SPECIAL_TOKENS)
-    ranked = sorted((item for item in counts.items() if item[1] >= min_freq and item[0] not in special),
-                    key=lambda item: (-item[1], item[0]))
+    ranked = sorted(
+        (item for item in counts.items() if item[1] >= min_freq and item[0] not in special),
+        key=lambda item: (-item[1], item[0]),
+    )
     vocab = SPECIAL_TOKENS + [word for word, _ in ranked[: max_vocab - len(SPECIAL_TOKENS)]]
     return vocab + [f"xxfake{i}" if i else "xxfake" for i in range(-len(vocab) % 8)]
 
@@ -205,7 +207,9 @@ class AwdLstmTokenizer(TokenizersBackend):
         head = list(itertools.islice(batches, _PARALLEL_MIN_TEXTS // _COUNT_BATCH_SIZE))
         counts = Counter()
         if num_proc > 1 and len(head) == _PARALLEL_MIN_TEXTS // _COUNT_BATCH_SIZE:
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+            context = multiprocessing.get_context(
+                "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+            )
             with context.Pool(num_proc) as pool:
                 for partial_counts in pool.imap_unordered(_count_words, itertools.chain(head, batches)):
                     counts.update(partial_counts)
@@ -219,7 +223,9 @@ class AwdLstmTokenizer(TokenizersBackend):
     def train_new_from_iterator(self, text_iterator, vocab_size: int, length=None, new_special_tokens=None, **kwargs):
         """The standard transformers entry point: a new tokenizer with the same rules trained on `text_iterator`."""
         if new_special_tokens:
-            raise ValueError("AwdLstmTokenizer uses fastai's fixed special tokens; `new_special_tokens` is not supported.")
+            raise ValueError(
+                "AwdLstmTokenizer uses fastai's fixed special tokens; `new_special_tokens` is not supported."
+            )
         kwargs.pop("special_tokens_map", None)
         return type(self).train(text_iterator, max_vocab=vocab_size, backwards=self.backwards, **kwargs)
 
@@ -237,32 +243,121 @@ class AwdLstmTokenizer(TokenizersBackend):
             return [tokenize(_check_text(item, f"item {i} of `{name}`"), add_bos=False) for i, item in enumerate(text)]
         raise TypeError(f"AwdLstmTokenizer expects `{name}` as `str` or a list of `str`, got {type(text).__name__}.")
 
-    def _encode_plus(self, text, text_pair=None, *args, is_split_into_words: bool = False, **kwargs) -> BatchEncoding:
-        if not is_split_into_words:
-            text, text_pair = self._split(text, "text"), self._split(text_pair, "text_pair")
-        if not self.backwards:
-            return super()._encode_plus(text, text_pair, *args, is_split_into_words=True, **kwargs)
+    def _word_to_id(self) -> dict[str, int]:
+        """The vocabulary as a dict, refreshed if tokens were added since it was built."""
+        size = self._tokenizer.get_vocab_size(with_added_tokens=True)
+        if getattr(self, "_vocab_cache_size", None) != size:
+            self._vocab_cache = self._tokenizer.get_vocab(with_added_tokens=True)
+            self._vocab_cache_size = size
+        return self._vocab_cache
 
-        # Backwards: encode without padding or tensors, reverse every sequence, then pad (fastai flips the ids).
-        pad_kwargs = {
-            "padding": kwargs.pop("padding_strategy", PaddingStrategy.DO_NOT_PAD),
-            "max_length": kwargs.get("max_length"),
-            "pad_to_multiple_of": kwargs.pop("pad_to_multiple_of", None),
-            "padding_side": kwargs.pop("padding_side", None),
-            "return_tensors": kwargs.pop("return_tensors", None),
-            "return_attention_mask": kwargs.get("return_attention_mask"),
-        }
-        encoded = super()._encode_plus(text, text_pair, *args, is_split_into_words=True, **kwargs)
-        batched = isinstance(encoded["input_ids"][0], list) if encoded["input_ids"] else False
-        for key, value in encoded.items():
-            if isinstance(value, list) and value and key != "offset_mapping":
-                encoded[key] = [row[::-1] for row in value] if batched else value[::-1]
-        return self.pad(encoded, **pad_kwargs)
+    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs) -> list[str]:
+        """fastai's tokens for `text` (words outside the vocabulary included; ids map them to `xxunk`)."""
+        tokens = self._split(text, "text")
+        if pair is not None:
+            tokens = tokens + ["xxfld"] + self._split(pair, "pair")
+        if add_special_tokens:
+            tokens = [self.bos_token] + tokens
+        return tokens[::-1] if self.backwards else tokens
+
+    def _encode_plus(
+        self,
+        text,
+        text_pair=None,
+        add_special_tokens: bool = True,
+        padding_strategy: PaddingStrategy = PaddingStrategy.DO_NOT_PAD,
+        truncation_strategy: TruncationStrategy = TruncationStrategy.DO_NOT_TRUNCATE,
+        max_length: int | None = None,
+        stride: int = 0,
+        is_split_into_words: bool = False,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors=None,
+        return_token_type_ids: bool | None = None,
+        return_attention_mask: bool | None = None,
+        return_overflowing_tokens: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
+        return_length: bool = False,
+        verbose: bool = True,
+        **kwargs,
+    ) -> BatchEncoding:
+        """
+        Encoding in Python: a word-level vocabulary is one dict lookup per word, several times faster than sending
+        pre-split words through the `tokenizers` backend. Padding and tensors are the base class's `pad`.
+        """
+        if return_offsets_mapping or return_overflowing_tokens:
+            raise NotImplementedError(
+                "AwdLstmTokenizer rewrites the text (fastai's rules) before splitting it, so it has no character "
+                "offsets, and it never truncates into overflowing windows (AWD-LSTM reads any length)."
+            )
+        # 1. Words, one list per text
+        if is_split_into_words:
+            is_batched = isinstance(text, (list, tuple)) and bool(text) and isinstance(text[0], (list, tuple))
+            first, second = (text, text_pair) if is_batched else ([text], None if text_pair is None else [text_pair])
+        else:
+            is_batched = not isinstance(text, str) and text is not None
+            first = self._split(text, "text") if is_batched else [self._split(text, "text")]
+            second = (
+                None
+                if text_pair is None
+                else (self._split(text_pair, "text_pair") if is_batched else [self._split(text_pair, "text_pair")])
+            )
+        if second is not None and len(second) != len(first):
+            raise ValueError(f"Got {len(first)} texts but {len(second)} text pairs.")
+
+        # 2. Ids, special tokens (fastai's `xxbos`; a pair is joined by `xxfld`), truncation, direction
+        vocab, unk = self._word_to_id(), self.unk_token_id
+        bos, fld = self.bos_token_id, vocab["xxfld"]
+        truncate = truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None
+        batch_ids, batch_special = [], []
+        for index, words in enumerate(first):
+            ids = [vocab.get(word, unk) for word in words]
+            special = [0] * len(ids)
+            if second is not None:
+                pair_ids = [vocab.get(word, unk) for word in second[index]]
+                ids, special = ids + [fld] + pair_ids, special + [1] + [0] * len(pair_ids)
+            if add_special_tokens:
+                ids, special = [bos] + ids, [1] + special
+            if truncate and len(ids) > max_length:
+                keep = (
+                    slice(None, max_length) if self.truncation_side == "right" else slice(len(ids) - max_length, None)
+                )
+                ids, special = ids[keep], special[keep]
+            if self.backwards:
+                ids, special = ids[::-1], special[::-1]
+            batch_ids.append(ids)
+            batch_special.append(special)
+
+        # 3. Padding (on the left by default, as fastai), masks and tensors
+        encoded = {"input_ids": batch_ids}
+        if return_token_type_ids:
+            encoded["token_type_ids"] = [[0] * len(ids) for ids in batch_ids]
+        if return_special_tokens_mask:
+            encoded["special_tokens_mask"] = batch_special
+        if not is_batched and not return_tensors:
+            encoded = {key: value[0] for key, value in encoded.items()}
+        padded = self.pad(
+            encoded,
+            padding=padding_strategy,
+            max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            return_attention_mask=return_attention_mask,
+            return_tensors=return_tensors,
+            verbose=verbose,
+        )
+        if return_length:
+            lengths = [len(ids) for ids in batch_ids]
+            padded["length"] = lengths if is_batched or return_tensors else lengths[0]
+        return padded
 
     # ----------------------------------------------------------------------------------------------------------------
     # Decoding
 
-    def _decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces=None, **kwargs) -> str:
+    def _decode(
+        self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces=None, **kwargs
+    ) -> str:
         """
         Readable text: `xxmaj`/`xxup` restore capitals, `xxrep`/`xxwrep` expand repetitions, punctuation and clitics
         attach to their word. A sequence that does not start with `xxbos` is read as a continuation of running text
