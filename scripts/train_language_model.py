@@ -1,0 +1,469 @@
+"""Pretrain or fine-tune an AWD-LSTM language model with Accelerate, the AWD-LSTM / ULMFiT way.
+
+Data come from the Hub (`--dataset_name wikitext --dataset_config_name wikitext-103-raw-v1`) or local files
+(csv/tsv, json/jsonl, parquet, txt). Documents are laid end to end in one stream cut into `batch_size` rows per
+process; BPTT windows of variable length (AWD-LSTM §4.1, learning rate scaled by seq_len/bptt) carry the recurrent
+state. Optimisation: AdamW with betas (0.8, 0.99), one-cycle (fastai `fit_one_cycle`, momentum cycled) or slanted triangular
+learning rates, gradient clipping and accumulation, mixed precision. Fine-tuning a pretrained model follows ULMFiT:
+`--frozen_epochs` with only the embedding/decoder training, then everything with discriminative learning rates
+(÷2.6 per layer group); with `--train_tokenizer` the target corpus gets its own vocabulary and new words start from the
+mean embedding (fastai's `match_embeds`).
+
+    # CPU smoke run on a text file
+    python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny \\
+        --config_overrides "embedding_size=64,hidden_size=128,num_hidden_layers=2" --max_train_steps 50
+    # the learning-rate finder (writes lr_find.png and prints a suggestion)
+    python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny --find_lr
+    # fine-tune a pretrained model on IMDb with the ULMFiT recipe, on one GPU, bf16
+    accelerate launch --mixed_precision bf16 scripts/train_language_model.py --model_name_or_path runs/wt103 \\
+        --train_file imdb.parquet --train_tokenizer --frozen_epochs 1 --num_train_epochs 10 --output_dir runs/imdb-lm
+    # two processes on a CPU-only machine (gloo): ACCELERATE_USE_CPU=1 is what makes them one distributed run
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 scripts/train_language_model.py ...
+"""
+
+import json
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser
+
+from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmTokenizer
+from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
+from ulmfit.training import discriminative_param_groups, freeze_to, scale_learning_rates, unfreeze
+from ulmfit.training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from ulmfit.training.data import LanguageModelStream, load_text_datasets
+from ulmfit.training.language_modeling import (
+    evaluate_language_model,
+    find_learning_rate,
+    match_embeddings,
+    plot_lr_find,
+    plot_training_curve,
+)
+from ulmfit.training.schedules import one_cycle_schedule, slanted_triangular_schedule
+
+
+@dataclass
+class LanguageModelTrainingArguments:
+    # --- data -------------------------------------------------------------------------------------------------------
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset, e.g. `wikitext`."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "e.g. `wikitext-103-raw-v1`."})
+    train_file: str | None = field(default=None, metadata={"help": "Local csv/tsv/json/jsonl/parquet/txt file."})
+    validation_file: str | None = field(default=None, metadata={"help": "Same format as --train_file."})
+    text_column: str = field(default="text", metadata={"help": "Column holding the documents."})
+    validation_split_percentage: float = field(default=5, metadata={"help": "Held out when there is no validation."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training documents."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation documents."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for `datasets.map`."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenize instead of using the datasets cache."})
+    # --- tokenizer --------------------------------------------------------------------------------------------------
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Reuse this tokenizer (folder or Hub id)."})
+    train_tokenizer: bool = field(
+        default=False,
+        metadata={
+            "help": "Fine-tuning: build a new vocabulary from this corpus (always done when training from scratch "
+            "without --tokenizer_name); new words start from the mean embedding."
+        },
+    )
+    max_vocab: int = field(default=60000, metadata={"help": "Vocabulary size when training a tokenizer (fastai)."})
+    min_freq: int = field(default=3, metadata={"help": "Fewest occurrences of a kept word (fastai)."})
+    backwards: bool = field(default=False, metadata={"help": "Train a backward LM (reversed token order)."})
+    # --- model ------------------------------------------------------------------------------------------------------
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Pretrained LM to fine-tune."})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": 'From scratch: e.g. "hidden_size=64,num_hidden_layers=2".'}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow remote code when loading from the Hub."})
+    # --- optimisation -----------------------------------------------------------------------------------------------
+    per_device_train_batch_size: int = field(default=64, metadata={"help": "Rows of the token stream per process."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Rows of the validation stream."})
+    bptt: int = field(default=70, metadata={"help": "Mean BPTT window length."})
+    fixed_bptt: bool = field(default=False, metadata={"help": "Fixed windows instead of AWD-LSTM's variable ones."})
+    learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate (of the last layer group)."})
+    frozen_learning_rate: float = field(default=2e-2, metadata={"help": "Peak learning rate of the frozen stage."})
+    frozen_epochs: int | None = field(
+        default=None, metadata={"help": "Epochs training only embedding+decoder first (default 1 when fine-tuning)."}
+    )
+    discriminative_factor: float = field(default=2.6, metadata={"help": "LR divisor per layer group (fine-tuning)."})
+    num_train_epochs: int = field(default=1, metadata={"help": "Epochs with every layer training."})
+    max_train_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps."})
+    lr_scheduler_type: str = field(default="one_cycle", metadata={"help": "one_cycle | slanted_triangular | constant"})
+    pct_start: float = field(default=0.25, metadata={"help": "One-cycle warm-up fraction."})
+    cut_frac: float = field(default=0.1, metadata={"help": "STLR rising fraction."})
+    stlr_ratio: float = field(default=32.0, metadata={"help": "STLR max/min learning rate ratio."})
+    adam_beta1: float = field(default=0.8, metadata={"help": "Adam beta1 (cycled 0.8-0.7-0.8 by one-cycle)."})
+    adam_beta2: float = field(default=0.99, metadata={"help": "Adam beta2."})
+    weight_decay: float = field(default=0.01, metadata={"help": "Decoupled weight decay (fastai's default)."})
+    max_grad_norm: float = field(default=0.25, metadata={"help": "Gradient clipping (AWD-LSTM: 0.25); 0 disables."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Windows per optimizer step."})
+    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
+    seed: int = field(default=42, metadata={"help": "Seed of everything random."})
+    # --- logging and checkpoints ------------------------------------------------------------------------------------
+    output_dir: str = field(default="runs/awd-lstm", metadata={"help": "Where the model, logs and plots go."})
+    logging_steps: int = field(default=20, metadata={"help": "Log the training loss every N optimizer steps."})
+    checkpointing_steps: str | None = field(default=None, metadata={"help": "N (every N steps) or `epoch`."})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or `latest`."})
+    with_tracking: bool = field(default=False, metadata={"help": "Also log to the --report_to trackers."})
+    report_to: str = field(default="tensorboard", metadata={"help": "Accelerate trackers, e.g. tensorboard, all."})
+    find_lr: bool = field(default=False, metadata={"help": "Run the learning-rate finder, save lr_find.png, exit."})
+    # --- hub --------------------------------------------------------------------------------------------------------
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder, model card last."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Repo id (default: output folder name)."})
+    hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
+
+
+def apply_config_overrides(config: AwdLstmConfig, overrides: str) -> AwdLstmConfig:
+    """transformers' `--config_overrides "a=1,b=0.5"`, each value cast to the type of the field it replaces."""
+    values = config.to_dict()
+    for item in filter(None, (part.strip() for part in overrides.split(","))):
+        key, _, raw = item.partition("=")
+        if key not in values:
+            raise ValueError(f"--config_overrides: {key!r} is not an AwdLstmConfig field.")
+        kind = type(values[key])
+        values[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+    return AwdLstmConfig(**{k: v for k, v in values.items() if k not in ("transformers_version", "model_type")})
+
+
+def build_stages(args, fine_tuning: bool) -> list[dict]:
+    """The training plan: ULMFiT's frozen stage (fine-tuning only), then all layers."""
+    frozen_epochs = args.frozen_epochs if args.frozen_epochs is not None else int(fine_tuning)
+    stages = []
+    if frozen_epochs:
+        stages.append({"name": "frozen", "epochs": frozen_epochs, "lr": args.frozen_learning_rate, "freeze_to": -1})
+    factor = args.discriminative_factor if fine_tuning else 1.0
+    stages.append({"name": "all", "epochs": args.num_train_epochs, "lr": args.learning_rate, "factor": factor})
+    return stages
+
+
+def make_scheduler(args, optimizer, total_steps: int):
+    if args.lr_scheduler_type == "one_cycle":
+        return one_cycle_schedule(optimizer, total_steps, pct_start=args.pct_start, moms=(0.8, 0.7, 0.8))
+    if args.lr_scheduler_type == "slanted_triangular":
+        return slanted_triangular_schedule(optimizer, total_steps, cut_frac=args.cut_frac, ratio=args.stlr_ratio)
+    if args.lr_scheduler_type == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    raise ValueError(f"Unknown --lr_scheduler_type {args.lr_scheduler_type!r}.")
+
+
+def set_stage_learning_rates(model, optimizer, stage: dict):
+    """Each group's peak rate for this stage: discriminative from the last group, or the same everywhere."""
+    rates = [group["lr"] for group in discriminative_param_groups(model, stage["lr"], stage.get("factor", 1.0))]
+    for group, rate in zip(optimizer.param_groups, rates):
+        group["lr"] = group["initial_lr"] = rate
+    if "freeze_to" in stage:
+        freeze_to(model, stage["freeze_to"])
+    else:
+        unfreeze(model)
+
+
+def main():
+    (args,) = HfArgumentParser(LanguageModelTrainingArguments).parse_args_into_dataclasses()
+    fine_tuning = args.model_name_or_path is not None
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)  # frozen groups get no gradient
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=args.report_to if args.with_tracking else None,
+        project_dir=args.output_dir,
+        kwargs_handlers=[ddp],
+    )
+    set_seed(args.seed)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.print(f"{accelerator.num_processes} process(es), {accelerator.distributed_type}, {accelerator.device}")
+
+    # 1. Data and tokenizer (the main process goes first, so the others reuse its tokenizer and datasets cache)
+    with accelerator.main_process_first():
+        raw = load_text_datasets(
+            args.dataset_name,
+            args.dataset_config_name,
+            args.train_file,
+            args.validation_file,
+            args.text_column,
+            args.validation_split_percentage,
+            seed=args.seed,
+        )
+        if args.max_train_samples:
+            raw["train"] = raw["train"].select(range(min(args.max_train_samples, len(raw["train"]))))
+        if args.max_eval_samples:
+            raw["validation"] = raw["validation"].select(range(min(args.max_eval_samples, len(raw["validation"]))))
+        train_tokenizer = args.train_tokenizer or not (fine_tuning or args.tokenizer_name)
+        tokenizer_dir = output_dir / "tokenizer"
+        if train_tokenizer and accelerator.is_main_process:
+            tokenizer = AwdLstmTokenizer.train(raw["train"]["text"], args.max_vocab, args.min_freq, args.backwards)
+            tokenizer.save_pretrained(tokenizer_dir)
+    with accelerator.main_process_first():
+        source = tokenizer_dir if train_tokenizer else (args.tokenizer_name or args.model_name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=args.trust_remote_code)
+        tokenized = raw.map(
+            lambda batch: {"input_ids": tokenizer(batch["text"]).input_ids},
+            batched=True,
+            num_proc=args.preprocessing_num_workers,
+            remove_columns=raw["train"].column_names,
+            load_from_cache_file=not args.overwrite_cache,
+            desc="Tokenizing",
+        )
+    accelerator.print(
+        f"vocabulary: {len(tokenizer)} tokens; documents: {len(tokenized['train'])} train, "
+        f"{len(tokenized['validation'])} validation"
+    )
+
+    # 2. Model: a pretrained one (its vocabulary matched to ours if we built a new one) or a new one
+    if fine_tuning:
+        model = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
+        if train_tokenizer:
+            old_vocab = AutoTokenizer.from_pretrained(
+                args.model_name_or_path, trust_remote_code=args.trust_remote_code
+            ).get_vocab()
+            counts = match_embeddings(model, old_vocab, tokenizer.get_vocab())
+            accelerator.print(f"vocabulary matched: {counts['kept']} words kept their embedding, {counts['new']} new")
+    else:
+        config = AwdLstmConfig(vocab_size=len(tokenizer))
+        model = AwdLstmForCausalLM(apply_config_overrides(config, args.config_overrides or ""))
+    if len(tokenizer) != model.config.vocab_size:
+        raise ValueError(f"The tokenizer has {len(tokenizer)} tokens but the model {model.config.vocab_size}.")
+    model.generation_config.suppress_tokens = tokenizer.suppress_token_ids
+    accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
+
+    # 3. Streams (each process its own rows), optimizer, and the training plan
+    stream_kwargs = {"num_processes": accelerator.num_processes, "process_index": accelerator.process_index}
+    train_stream = LanguageModelStream(
+        tokenized["train"]["input_ids"],
+        args.per_device_train_batch_size,
+        args.bptt,
+        variable_length=not args.fixed_bptt,
+        seed=args.seed,
+        **stream_kwargs,
+    )
+    valid_stream = LanguageModelStream(
+        tokenized["validation"]["input_ids"],
+        args.per_device_eval_batch_size,
+        args.bptt,
+        variable_length=False,
+        shuffle=False,
+        **stream_kwargs,
+    )
+    groups = discriminative_param_groups(model, args.learning_rate, weight_decay=args.weight_decay)
+    optimizer = torch.optim.AdamW(groups, betas=(args.adam_beta1, args.adam_beta2))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+
+    if args.find_lr:
+        if accelerator.is_main_process:
+            unfreeze(unwrapped)
+        windows = ({k: v.to(accelerator.device) for k, v in w.items()} for w in train_stream)
+        lrs, losses, suggestion = find_learning_rate(model, optimizer, windows, accelerator)
+        if accelerator.is_main_process:
+            plot_lr_find(lrs, losses, suggestion, output_dir / "lr_find.png")
+        accelerator.print(f"suggested learning rate (valley): {suggestion:.2e}; plot: {output_dir / 'lr_find.png'}")
+        return
+
+    stages = build_stages(args, fine_tuning)
+    windows_per_epoch = [[] for _ in stages]
+    for stage_index, stage in enumerate(stages):
+        for epoch in range(stage["epochs"]):
+            train_stream.set_epoch(sum(s["epochs"] for s in stages[:stage_index]) + epoch)
+            windows_per_epoch[stage_index].append(len(train_stream))
+    stage_steps = [sum(n // args.gradient_accumulation_steps for n in epochs) for epochs in windows_per_epoch]
+    if args.max_train_steps is not None and args.max_train_steps < sum(stage_steps):
+        # a shorter run: every stage keeps its share, so each one-cycle still completes within its stage
+        shares = [max(1, round(args.max_train_steps * n / sum(stage_steps))) for n in stage_steps]
+        shares[-1] = max(1, args.max_train_steps - sum(shares[:-1]))
+        stage_steps = shares
+    total_steps = sum(stage_steps)
+
+    # 4. Resume, if asked: the stage, epoch and window the run stopped at, with its scheduler and carried state
+    position = {"stage": 0, "epoch": 0, "window": 0, "completed_steps": 0}
+    log, state = [], None
+    scheduler = None
+    if args.resume_from_checkpoint:
+        checkpoint = (
+            latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest" else args.resume_from_checkpoint
+        )
+        if checkpoint is not None:
+
+            def rebuild(saved):
+                set_stage_learning_rates(unwrapped, optimizer, stages[saved["stage"]])
+                return make_scheduler(args, optimizer, stage_steps[saved["stage"]])
+
+            position, scheduler, state = load_checkpoint(accelerator, checkpoint, rebuild)
+            log = position.pop("log", [])
+            accelerator.print(f"resumed from {checkpoint} at optimizer step {position['completed_steps']}")
+        else:
+            accelerator.print("no checkpoint to resume from: starting afresh")
+
+    if args.with_tracking:
+        accelerator.init_trackers("train_language_model", {k: v for k, v in asdict(args).items() if v is not None})
+
+    # 5. Train: stages -> epochs -> BPTT windows
+    completed_steps = position["completed_steps"]
+    progress = tqdm(total=total_steps, initial=completed_steps, disable=not accelerator.is_local_main_process)
+    model.train()
+    for stage_index in range(position["stage"], len(stages)):
+        stage = stages[stage_index]
+        stage_end = sum(stage_steps[: stage_index + 1])  # the optimizer step at which this stage is over
+        done = completed_steps >= stage_end
+        if scheduler is None or stage_index != position["stage"]:
+            set_stage_learning_rates(unwrapped, optimizer, stage)
+            scheduler = make_scheduler(args, optimizer, stage_steps[stage_index])
+        first_epoch = position["epoch"] if stage_index == position["stage"] else 0
+        for epoch in range(first_epoch, stage["epochs"]):
+            global_epoch = sum(s["epochs"] for s in stages[:stage_index]) + epoch
+            train_stream.set_epoch(global_epoch)
+            start = position["window"] if (stage_index, epoch) == (position["stage"], position["epoch"]) else 0
+            if start == 0:
+                state = None  # a new epoch reads a new shuffle of the documents
+            for window_index, window in enumerate(train_stream.iter_from(start), start=start):
+                if done:
+                    break
+                inputs = window["input_ids"].to(accelerator.device)
+                targets = window["labels"].to(accelerator.device)
+                with accelerator.accumulate(model):
+                    scale_learning_rates(optimizer, inputs.size(1) / args.bptt)  # AWD-LSTM §4.1
+                    outputs = model(input_ids=inputs, state=state, labels=targets, shift_labels=targets)
+                    state = tuple((h.detach(), c.detach()) for h, c in outputs.state)
+                    if not torch.isfinite(outputs.loss):
+                        accelerator.set_trigger()
+                    if accelerator.check_trigger():
+                        raise RuntimeError(
+                            f"The loss became {outputs.loss.item()} at optimizer step {completed_steps} (learning "
+                            f"rate {optimizer.param_groups[-1]['lr']:.2e}); stopping before anything is saved. Try a "
+                            "lower --learning_rate, --max_grad_norm, or --mixed_precision no."
+                        )
+                    accelerator.backward(outputs.loss)
+                    if accelerator.sync_gradients and args.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                    if accelerator.sync_gradients:
+                        scheduler.step()
+                    optimizer.zero_grad()
+                if not accelerator.sync_gradients:
+                    continue
+                completed_steps += 1
+                progress.update(1)
+                done = completed_steps >= stage_end
+                if completed_steps % args.logging_steps == 0 or done:
+                    loss = accelerator.reduce(outputs.loss.detach(), reduction="mean").item()
+                    lr = optimizer.param_groups[-1]["lr"]
+                    progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", stage=stage["name"])
+                    row = {"step": completed_steps, "epoch": global_epoch, "train_loss": loss, "learning_rate": lr}
+                    log.append(row)
+                    if args.with_tracking:
+                        accelerator.log({"train_loss": loss, "learning_rate": lr}, step=completed_steps)
+                if (
+                    args.checkpointing_steps
+                    and args.checkpointing_steps.isdigit()
+                    and completed_steps % int(args.checkpointing_steps) == 0
+                ):
+                    here = {
+                        "stage": stage_index,
+                        "epoch": epoch,
+                        "window": window_index + 1,
+                        "completed_steps": completed_steps,
+                        "log": log,
+                    }
+                    save_checkpoint(accelerator, output_dir, f"step_{completed_steps}", here, scheduler, state)
+
+            # end of an epoch: validation, and an epoch checkpoint
+            results = evaluate_language_model(model, valid_stream, accelerator)
+            if accelerator.is_main_process:
+                row = {
+                    "step": completed_steps,
+                    "epoch": global_epoch,
+                    "valid_loss": results["loss"],
+                    "perplexity": results["perplexity"],
+                    "accuracy": results["accuracy"],
+                }
+                log.append(row)
+                accelerator.print(
+                    f"epoch {global_epoch} ({stage['name']}): validation loss {results['loss']:.4f}, "
+                    f"perplexity {results['perplexity']:.2f}, accuracy {results['accuracy']:.4f}"
+                )
+                if args.with_tracking:
+                    accelerator.log({k: v for k, v in row.items() if k != "step"}, step=completed_steps)
+            if args.checkpointing_steps == "epoch":
+                here = {
+                    "stage": stage_index,
+                    "epoch": epoch + 1,
+                    "window": 0,
+                    "completed_steps": completed_steps,
+                    "log": log,
+                }
+                save_checkpoint(accelerator, output_dir, f"epoch_{global_epoch}", here, scheduler, None)
+            if done:
+                break
+    progress.close()
+
+    # 6. Several processes must end with the same weights, having read different rows of the stream
+    if accelerator.num_processes > 1:
+        checksum = torch.stack([p.detach().double().sum() for p in unwrapped.parameters()]).sum().reshape(1)
+        first_tokens = next(iter(train_stream))["input_ids"][:, 0].to(accelerator.device)
+        checksums = accelerator.gather(checksum.to(accelerator.device)).tolist()
+        firsts = accelerator.gather(first_tokens).view(accelerator.num_processes, -1).tolist()
+        accelerator.print(f"weight checksums per process: {checksums}; identical: {len(set(checksums)) == 1}")
+        accelerator.print(f"first token of each row, per process: {firsts}")
+
+    # 7. Save: model, tokenizer (with remote code), results, log, plot, model card; then push
+    accelerator.wait_for_everyone()
+    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    if not accelerator.is_main_process:
+        return
+    tokenizer.save_pretrained(output_dir)
+    final = next((row for row in reversed(log) if "valid_loss" in row), {})
+    results = {
+        "eval_loss": final.get("valid_loss"),
+        "perplexity": final.get("perplexity"),
+        "eval_accuracy": final.get("accuracy"),
+        "train_steps": completed_steps,
+    }
+    (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
+    (output_dir / "training_log.json").write_text(json.dumps(log, indent=2))
+    if any("train_loss" in row for row in log):
+        plot_training_curve(log, output_dir / "training_curve.png")
+    repo_id = args.hub_model_id or output_dir.name
+    card = render_model_card(
+        ModelCardInfo(
+            model_id=repo_id,
+            base_model=args.model_name_or_path if fine_tuning else None,
+            datasets=[args.dataset_name] if args.dataset_name else [],
+            dataset_name=args.dataset_name or Path(args.train_file).name,
+            datasets_description=args.dataset_name or f"local file `{Path(args.train_file).name}`",
+            metrics={
+                k: v
+                for k, v in (("perplexity", final.get("perplexity")), ("accuracy", final.get("accuracy")))
+                if v is not None
+            },
+            training_command=" ".join(shlex.quote(part) for part in ["python", *sys.argv]),
+            hyperparameters={k: v for k, v in asdict(args).items() if v is not None and k != "hub_token"},
+            training_log=log,
+        )
+    )
+    card.save(output_dir / "README.md")
+    if args.with_tracking:
+        accelerator.end_training()
+    accelerator.print(f"validation perplexity {results['perplexity']}, accuracy {results['eval_accuracy']}")
+    if args.push_to_hub:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=args.hub_token)
+        api.create_repo(repo_id, exist_ok=True)
+        (output_dir / ".gitignore").write_text("step_*\nepoch_*\n*.tmp\n")
+        api.upload_folder(
+            folder_path=str(output_dir),
+            repo_id=repo_id,
+            commit_message="End of training",
+            ignore_patterns=["step_*", "epoch_*", "*.tmp", "tokenizer/*", "README.md"],
+        )
+        push_model_card_last(card, repo_id, token=args.hub_token)
+        accelerator.print(f"pushed to https://huggingface.co/{repo_id}")
+    accelerator.print(str(output_dir.resolve()))
+
+
+if __name__ == "__main__":
+    main()
