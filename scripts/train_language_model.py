@@ -4,10 +4,10 @@ Data come from the Hub (`--dataset_name wikitext --dataset_config_name wikitext-
 (csv/tsv, json/jsonl, parquet, txt). Documents are laid end to end in one stream cut into `batch_size` rows per
 process; BPTT windows of variable length (AWD-LSTM §4.1, learning rate scaled by seq_len/bptt) carry the recurrent
 state. Optimisation: AdamW with betas (0.8, 0.99), one-cycle (fastai `fit_one_cycle`, momentum cycled) or slanted
-triangular learning rates, gradient clipping and accumulation, mixed precision. Fine-tuning a pretrained model follows ULMFiT:
-`--frozen_epochs` with only the embedding/decoder training, then everything with discriminative learning rates
-(÷2.6 per layer group); with `--train_tokenizer` the target corpus gets its own vocabulary and new words start from the
-mean embedding (fastai's `match_embeds`).
+triangular learning rates, gradient clipping and accumulation, mixed precision. Fine-tuning a pretrained model follows
+ULMFiT: `--frozen_epochs` with only the embedding/decoder training, then everything with discriminative learning rates
+(÷2.6 per layer group); with `--train_tokenizer` the target corpus gets its own vocabulary and new words start from
+the mean embedding (fastai's `match_embeds`).
 
     # CPU smoke run on a text file
     python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny \\
