@@ -43,9 +43,10 @@ FAMILY_TEXT = {
     "awd_lstm_lm": {
         "architecture": "AWD-LSTM language model (Merity et al. 2017): embedding, stacked weight-dropped LSTMs, "
         "a decoder tied to the embedding",
-        "intended_use": "A word-level English language model: generate text, score text (perplexity), or serve as "
-        "the pretrained encoder of a ULMFiT text classifier (`AwdLstmForSequenceClassification` loads its encoder "
-        "from this folder).",
+        "description": "A word-level AWD-LSTM language model trained with the `ulmfit` package, the first stage of "
+        "ULMFiT (Howard & Ruder 2018).",
+        "intended_use": "Generate or score English text (perplexity), or serve as the pretrained encoder of a "
+        "ULMFiT text classifier.",
         "limitations": "It knows only the words of its vocabulary (others become `xxunk`) and the style and biases of "
         "its training corpus; it is small by today's standards and its generations are not factual. The tokenizer "
         "lower-cases text and marks capitals with `xxmaj`/`xxup` (fastai's rules), which `decode` undoes.",
@@ -156,7 +157,7 @@ def render_model_card(info: ModelCardInfo) -> ModelCard:
         card_data,
         template_str=template.read_text(encoding="utf-8"),
         model_name=info.model_id.split("/")[-1],
-        model_description=info.description or text["intended_use"],
+        model_description=info.description or text["description"],
         architecture=text["architecture"],
         model_class=f"`{info.model_class}`",
         base_model=info.base_model,
