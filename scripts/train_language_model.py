@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
+from datasets import Dataset
+from datasets.distributed import split_dataset_by_node
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser
 
@@ -37,7 +39,7 @@ from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmTokenizer
 from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
 from ulmfit.training import discriminative_param_groups, freeze_to, scale_learning_rates, unfreeze
 from ulmfit.training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
-from ulmfit.training.data import LanguageModelStream, load_text_datasets
+from ulmfit.training.data import LanguageModelStream, StreamingLanguageModelStream, load_text_datasets
 from ulmfit.training.language_modeling import (
     evaluate_language_model,
     find_learning_rate,
@@ -57,8 +59,18 @@ class LanguageModelTrainingArguments:
     validation_file: str | None = field(default=None, metadata={"help": "Same format as --train_file."})
     text_column: str = field(default="text", metadata={"help": "Column holding the documents."})
     validation_split_percentage: float = field(default=5, metadata={"help": "Held out when there is no validation."})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read the training corpus as a stream (larger than memory); needs --max_train_steps."},
+    )
+    shuffle_buffer_size: int = field(default=10000, metadata={"help": "Streaming: documents in the shuffle buffer."})
+    max_tokenizer_samples: int = field(
+        default=100000, metadata={"help": "Streaming: documents read to build the vocabulary."}
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training documents."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation documents."})
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Keep only this many validation documents (streaming: default 2,000)."}
+    )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for `datasets.map`."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenize instead of using the datasets cache."})
     # --- tokenizer --------------------------------------------------------------------------------------------------
@@ -174,6 +186,8 @@ def main():
         kwargs_handlers=[ddp],
     )
     set_seed(args.seed)
+    if args.streaming and args.max_train_steps is None:
+        raise ValueError("--streaming needs --max_train_steps: a stream has no known length to make epochs of.")
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.print(f"{accelerator.num_processes} process(es), {accelerator.distributed_type}, {accelerator.device}")
@@ -187,31 +201,46 @@ def main():
             args.validation_file,
             args.text_column,
             args.validation_split_percentage,
+            streaming=args.streaming,
             seed=args.seed,
         )
-        if args.max_train_samples:
-            raw["train"] = raw["train"].select(range(min(args.max_train_samples, len(raw["train"]))))
-        if args.max_eval_samples:
-            raw["validation"] = raw["validation"].select(range(min(args.max_eval_samples, len(raw["validation"]))))
+        if args.streaming:
+            # the validation texts are read into memory; the training texts stay a stream
+            raw["validation"] = Dataset.from_list(list(raw["validation"].take(args.max_eval_samples or 2000)))
+            if args.max_train_samples:
+                raw["train"] = raw["train"].take(args.max_train_samples)
+        else:
+            if args.max_train_samples:
+                raw["train"] = raw["train"].select(range(min(args.max_train_samples, len(raw["train"]))))
+            if args.max_eval_samples:
+                raw["validation"] = raw["validation"].select(range(min(args.max_eval_samples, len(raw["validation"]))))
         train_tokenizer = args.train_tokenizer or not (fine_tuning or args.tokenizer_name)
         tokenizer_dir = output_dir / "tokenizer"
         if train_tokenizer and accelerator.is_main_process:
-            tokenizer = AwdLstmTokenizer.train(raw["train"]["text"], args.max_vocab, args.min_freq, args.backwards)
+            texts = (
+                (row["text"] for row in raw["train"].take(args.max_tokenizer_samples))
+                if args.streaming
+                else raw["train"]["text"]
+            )
+            tokenizer = AwdLstmTokenizer.train(texts, args.max_vocab, args.min_freq, args.backwards)
             tokenizer.save_pretrained(tokenizer_dir)
     with accelerator.main_process_first():
         source = tokenizer_dir if train_tokenizer else (args.tokenizer_name or args.model_name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=args.trust_remote_code)
-        tokenized = raw.map(
-            lambda batch: {"input_ids": tokenizer(batch["text"]).input_ids},
-            batched=True,
-            num_proc=args.preprocessing_num_workers,
-            remove_columns=raw["train"].column_names,
-            load_from_cache_file=not args.overwrite_cache,
-            desc="Tokenizing",
-        )
+
+        def encode(batch):
+            return {"input_ids": tokenizer(batch["text"]).input_ids}
+
+        in_memory = {"num_proc": args.preprocessing_num_workers, "load_from_cache_file": not args.overwrite_cache}
+        tokenized = {
+            split: raw[split].map(encode, batched=True, remove_columns=["text"])  # a stream: tokenized as it is read
+            if args.streaming and split == "train"
+            else raw[split].map(encode, batched=True, remove_columns=["text"], desc="Tokenizing", **in_memory)
+            for split in ("train", "validation")
+        }
+    size = "a stream" if args.streaming else f"{len(tokenized['train'])} documents"
     accelerator.print(
-        f"vocabulary: {len(tokenizer)} tokens; documents: {len(tokenized['train'])} train, "
-        f"{len(tokenized['validation'])} validation"
+        f"vocabulary: {len(tokenizer)} tokens; train: {size}; validation: {len(tokenized['validation'])}"
     )
 
     # 2. Model: a pretrained one (its vocabulary matched to ours if we built a new one) or a new one
@@ -233,14 +262,21 @@ def main():
 
     # 3. Streams (each process its own rows), optimizer, and the training plan
     stream_kwargs = {"num_processes": accelerator.num_processes, "process_index": accelerator.process_index}
-    train_stream = LanguageModelStream(
-        tokenized["train"]["input_ids"],
-        args.per_device_train_batch_size,
-        args.bptt,
-        variable_length=not args.fixed_bptt,
-        seed=args.seed,
-        **stream_kwargs,
-    )
+    if args.streaming:
+        shuffled = tokenized["train"].shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
+        own = split_dataset_by_node(shuffled, rank=accelerator.process_index, world_size=accelerator.num_processes)
+        train_stream = StreamingLanguageModelStream(
+            own, args.per_device_train_batch_size, args.bptt, variable_length=not args.fixed_bptt, seed=args.seed
+        )
+    else:
+        train_stream = LanguageModelStream(
+            tokenized["train"]["input_ids"],
+            args.per_device_train_batch_size,
+            args.bptt,
+            variable_length=not args.fixed_bptt,
+            seed=args.seed,
+            **stream_kwargs,
+        )
     valid_stream = LanguageModelStream(
         tokenized["validation"]["input_ids"],
         args.per_device_eval_batch_size,
@@ -265,13 +301,18 @@ def main():
         return
 
     stages = build_stages(args, fine_tuning)
-    windows_per_epoch = [[] for _ in stages]
-    for stage_index, stage in enumerate(stages):
-        for epoch in range(stage["epochs"]):
-            train_stream.set_epoch(sum(s["epochs"] for s in stages[:stage_index]) + epoch)
-            windows_per_epoch[stage_index].append(len(train_stream))
-    stage_steps = [sum(n // args.gradient_accumulation_steps for n in epochs) for epochs in windows_per_epoch]
-    if args.max_train_steps is not None and args.max_train_steps < sum(stage_steps):
+    if args.streaming:
+        # no epochs in a stream: each stage is one pass that lasts its share of --max_train_steps
+        stage_steps = [stage["epochs"] for stage in stages]
+        stages = [{**stage, "epochs": 1} for stage in stages]
+    else:
+        windows_per_epoch = [[] for _ in stages]
+        for stage_index, stage in enumerate(stages):
+            for epoch in range(stage["epochs"]):
+                train_stream.set_epoch(sum(s["epochs"] for s in stages[:stage_index]) + epoch)
+                windows_per_epoch[stage_index].append(len(train_stream))
+        stage_steps = [sum(n // args.gradient_accumulation_steps for n in epochs) for epochs in windows_per_epoch]
+    if args.max_train_steps is not None and (args.streaming or args.max_train_steps < sum(stage_steps)):
         # a shorter run: every stage keeps its share, so each one-cycle still completes within its stage
         shares = [max(1, round(args.max_train_steps * n / sum(stage_steps))) for n in stage_steps]
         shares[-1] = max(1, args.max_train_steps - sum(shares[:-1]))

@@ -59,7 +59,9 @@ def run_fastai(args, folder: Path):
 
 
 def ulmfit_command(args, folder: Path) -> list[str]:
-    overrides = f"embedding_size={args.embedding_size},hidden_size={args.hidden_size},num_hidden_layers={args.num_layers}"
+    overrides = (
+        f"embedding_size={args.embedding_size},hidden_size={args.hidden_size},num_hidden_layers={args.num_layers}"
+    )
     command = [
         sys.executable, str(REPO / "scripts" / "train_language_model.py"),
         "--train_file", str(folder / "train.parquet"), "--validation_file", str(folder / "valid.parquet"),
@@ -103,14 +105,22 @@ def main():
             subprocess.run(ulmfit_command(args, folder), check=True, env=env, stdout=subprocess.DEVNULL)
             seconds = time.perf_counter() - start
             ours = json.loads((folder / "ulmfit" / "all_results.json").read_text())
-            results["ulmfit"] = {"seconds": seconds, "perplexity": ours["perplexity"], "accuracy": ours["eval_accuracy"]}
+            results["ulmfit"] = {
+                "seconds": seconds,
+                "perplexity": ours["perplexity"],
+                "accuracy": ours["eval_accuracy"],
+            }
         if args.only in (None, "fastai"):
             start = time.perf_counter()
             command = [sys.executable, __file__, *sys.argv[1:], "--fastai_child", str(folder)]
             output = subprocess.run(command, check=True, env=env, capture_output=True, text=True).stdout
             seconds = time.perf_counter() - start
             theirs = json.loads(output.strip().splitlines()[-1])
-            results["fastai"] = {"seconds": seconds, "perplexity": theirs["perplexity"], "accuracy": theirs["accuracy"]}
+            results["fastai"] = {
+                "seconds": seconds,
+                "perplexity": theirs["perplexity"],
+                "accuracy": theirs["accuracy"],
+            }
     print(f"{args.num_reviews} reviews, emb {args.embedding_size}/hidden {args.hidden_size}/{args.num_layers} layers, "
           f"max_vocab {args.max_vocab}, batch {args.batch_size} x bptt {args.bptt}, lr {args.learning_rate}, 1 epoch"
           f"{', ulmfit in bf16' if args.bf16 else ''}")  # fmt: skip
@@ -120,8 +130,10 @@ def main():
     if len(results) == 2:
         speedup = results["fastai"]["seconds"] / results["ulmfit"]["seconds"]
         better = results["ulmfit"]["perplexity"] <= results["fastai"]["perplexity"] * 1.0 + 1e-9
-        print(f"speed-up ulmfit vs fastai = {speedup:.2f}x; perplexity equal or better: {better} "
-              f"({math.log(results['ulmfit']['perplexity']):.4f} vs {math.log(results['fastai']['perplexity']):.4f} nats)")
+        print(
+            f"speed-up ulmfit vs fastai = {speedup:.2f}x; perplexity equal or better: {better} "
+            f"({math.log(results['ulmfit']['perplexity']):.4f} vs {math.log(results['fastai']['perplexity']):.4f} nats)"
+        )
 
 
 if __name__ == "__main__":

@@ -136,8 +136,10 @@ def main():
         speed = statistics.median(run["tokens_per_s"] for run in runs)
         peak = statistics.median(run["peak_mb"] for run in runs)
         summary[impl] = speed
-        print(f"{impl:7s} {speed:10,.0f} tokens/s   peak memory {peak:8,.0f} MB   runs: "
-              + ", ".join(f"{run['tokens_per_s']:,.0f}" for run in runs))
+        print(
+            f"{impl:7s} {speed:10,.0f} tokens/s   peak memory {peak:8,.0f} MB   runs: "
+            + ", ".join(f"{run['tokens_per_s']:,.0f}" for run in runs)
+        )
     print(f"ratio ulmfit/fastai = {summary['ulmfit'] / summary['fastai']:.2f}x")
 
 

@@ -334,3 +334,14 @@ def test_two_processes_split_the_stream_and_agree_on_the_weights(corpus, tmp_pat
     firsts = json.loads(re.search(r"first token of each row, per process: (\[.*\])", result.stdout).group(1))
     assert len(firsts) == 2 and firsts[0] != firsts[1]  # each process reads its own rows of the stream
     assert (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_streaming_run_needs_max_steps_and_trains(script, corpus, tmp_path):
+    valid = tmp_path / "valid.txt"
+    valid.write_text("\n".join(corpus.read_text().splitlines()[:20]))
+    args = ["--train_file", corpus, "--validation_file", valid, "--streaming", "--output_dir", tmp_path / "out", *TINY]
+    with pytest.raises(ValueError, match="--max_train_steps"):
+        script(args)
+    script([*args, "--max_train_steps", 6, "--max_eval_samples", 10, "--max_tokenizer_samples", 50])
+    results = json.loads((tmp_path / "out" / "all_results.json").read_text())
+    assert results["train_steps"] == 6 and results["perplexity"] > 1

@@ -92,3 +92,21 @@ def test_bad_train_files_fail_fast(tmp_path):
     (tmp_path / "a.xml").write_text("<a/>")
     with pytest.raises(ValueError, match="Unsupported file type"):
         load_text_datasets(train_file=str(tmp_path / "a.xml"))
+
+
+def test_streaming_rows_are_contiguous_document_streams_and_resume_exactly():
+    from ulmfit.training.data import StreamingLanguageModelStream
+
+    docs = documents(n=30)
+    stream = StreamingLanguageModelStream(docs, batch_size=3, bptt=10, seed=2)
+    windows = [w for _, w in zip(range(40), stream)]  # more than one pass: the corpus is cycled
+    assert all(
+        w["input_ids"].shape[0] == 3 and torch.equal(w["input_ids"][:, 1:], w["labels"][:, :-1]) for w in windows
+    )
+    rows = torch.cat([w["input_ids"] for w in windows], 1)
+    labels = torch.cat([w["labels"] for w in windows], 1)
+    assert torch.equal(rows[:, 1:], labels[:, :-1])  # windows continue each row
+    resumed = [w for _, w in zip(range(10), stream.iter_from(30))]
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(windows[30:], resumed))
+    with pytest.raises(ValueError, match="no tokens"):
+        next(iter(StreamingLanguageModelStream([[]], batch_size=2)))

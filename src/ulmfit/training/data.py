@@ -71,10 +71,13 @@ def load_text_datasets(
         builder, options = builders[0]
         raw = datasets.load_dataset(builder, data_files=data_files, streaming=streaming, **options)
 
-    missing = [name for name in (text_column, *extra_columns) if name not in (raw["train"].column_names or [])]
+    columns = raw["train"].column_names
+    if columns is None:  # a streamed dataset may only know its columns once a row is read
+        columns = list(next(iter(raw["train"])).keys())
+    missing = [name for name in (text_column, *extra_columns) if name not in columns]
     if missing:
         raise ValueError(
-            f"Column(s) {missing} not found in the training data; its columns are {raw['train'].column_names}. "
+            f"Column(s) {missing} not found in the training data; its columns are {columns}. "
             "Pick the text with --text_column."
         )
     if "validation" not in raw:
@@ -99,6 +102,14 @@ def load_text_datasets(
     return raw
 
 
+def draw_bptt_length(bptt: int, generator: torch.Generator, variable_length: bool = True) -> int:
+    """One window length: N(bptt, 5) with p=0.95, else N(bptt/2, 5), at least 5 (AWD-LSTM §4.1); or `bptt`."""
+    if not variable_length:
+        return bptt
+    base = bptt if torch.rand((), generator=generator).item() < 0.95 else bptt / 2
+    return max(5, int(torch.normal(float(base), 5.0, (), generator=generator).item()))
+
+
 def variable_bptt_lengths(
     num_tokens: int, bptt: int, generator: torch.Generator, variable_length: bool = True
 ) -> list[int]:
@@ -108,12 +119,7 @@ def variable_bptt_lengths(
     """
     lengths, covered = [], 0
     while covered < num_tokens:
-        if variable_length:
-            base = bptt if torch.rand((), generator=generator).item() < 0.95 else bptt / 2
-            length = max(5, int(torch.normal(float(base), 5.0, (), generator=generator).item()))
-        else:
-            length = bptt
-        length = min(length, num_tokens - covered)
+        length = min(draw_bptt_length(bptt, generator, variable_length), num_tokens - covered)
         lengths.append(length)
         covered += length
     return lengths
@@ -204,6 +210,63 @@ class LanguageModelStream:
             position += length
 
 
+class StreamingLanguageModelStream:
+    """
+    BPTT batches over a corpus read as a stream (a `datasets.IterableDataset` of token ids, or any re-iterable of
+    id sequences), for corpora larger than memory. Each of the `batch_size` rows is its own contiguous stream of
+    documents: the next document goes to the row with the fewest buffered tokens, and a window is cut from every row
+    once each holds enough. The corpus is cycled, so every process yields windows for as long as it is asked
+    (`--max_train_steps` bounds a streaming run), and every process draws the same window lengths.
+
+    Shuffling is the `IterableDataset`'s own (`dataset.shuffle(buffer_size=...)`; `set_epoch` reseeds it), and
+    splitting across processes is `datasets.distributed.split_dataset_by_node`, done by the caller.
+    """
+
+    def __init__(self, documents, batch_size: int, bptt: int = 70, variable_length: bool = True, seed: int = 0):
+        if batch_size < 1 or bptt < 1:
+            raise ValueError(f"`batch_size` and `bptt` must be positive, got {batch_size} and {bptt}.")
+        self.documents, self.batch_size, self.bptt = documents, batch_size, bptt
+        self.variable_length, self.seed, self.epoch = variable_length, seed, 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict]:
+        return self.iter_from(0)
+
+    def _documents_forever(self):
+        passes = 0
+        while True:
+            if hasattr(self.documents, "set_epoch"):
+                self.documents.set_epoch(self.epoch * 1_000 + passes)
+            empty = True
+            for document in self.documents:
+                ids = document["input_ids"] if isinstance(document, dict) else document
+                if len(ids):
+                    empty = False
+                    yield ids
+            if empty:
+                raise ValueError("The streamed corpus has no tokens.")
+            passes += 1
+
+    def iter_from(self, step: int) -> Iterator[dict]:
+        """Windows from window `step` on: the stream is deterministic, so earlier windows are read and dropped."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        rows = [[] for _ in range(self.batch_size)]
+        documents = self._documents_forever()
+        index = 0
+        while True:
+            length = draw_bptt_length(self.bptt, generator, self.variable_length)
+            while min(len(row) for row in rows) < length + 1:
+                min(rows, key=len).extend(next(documents))
+            window = torch.tensor([row[: length + 1] for row in rows], dtype=torch.long)
+            for row in rows:
+                del row[:length]
+            if index >= step:
+                yield {"input_ids": window[:, :-1], "labels": window[:, 1:]}
+            index += 1
+
+
 def tokens_per_epoch(stream: LanguageModelStream) -> int:
     """Input tokens one process reads per epoch."""
     return stream.batch_size * (stream.row_length - 1)
@@ -214,4 +277,4 @@ def expected_windows(num_tokens: int, bptt: int) -> int:
     return max(1, math.ceil(num_tokens / bptt))
 
 
-__all__ = ["LanguageModelStream", "load_text_datasets", "variable_bptt_lengths"]
+__all__ = ["LanguageModelStream", "StreamingLanguageModelStream", "load_text_datasets", "variable_bptt_lengths"]
