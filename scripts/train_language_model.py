@@ -24,7 +24,7 @@ the mean embedding (fastai's `match_embeds`).
 import json
 import shlex
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -37,7 +37,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser
 
 from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmTokenizer
 from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
-from ulmfit.training import discriminative_param_groups, freeze_to, scale_learning_rates, unfreeze
+from ulmfit.training import discriminative_param_groups, scale_learning_rates, unfreeze
 from ulmfit.training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from ulmfit.training.data import LanguageModelStream, StreamingLanguageModelStream, load_text_datasets
 from ulmfit.training.language_modeling import (
@@ -47,7 +47,7 @@ from ulmfit.training.language_modeling import (
     plot_lr_find,
     plot_training_curve,
 )
-from ulmfit.training.schedules import one_cycle_schedule, slanted_triangular_schedule
+from ulmfit.training.recipe import apply_config_overrides, language_model_stages, make_scheduler, start_stage
 
 
 @dataclass
@@ -127,50 +127,6 @@ class LanguageModelTrainingArguments:
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder, model card last."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Repo id (default: output folder name)."})
     hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
-
-
-def apply_config_overrides(config: AwdLstmConfig, overrides: str) -> AwdLstmConfig:
-    """transformers' `--config_overrides "a=1,b=0.5"`, each value cast to the type of the field it replaces."""
-    values = config.to_dict()
-    for item in filter(None, (part.strip() for part in overrides.split(","))):
-        key, _, raw = item.partition("=")
-        if key not in values:
-            raise ValueError(f"--config_overrides: {key!r} is not an AwdLstmConfig field.")
-        kind = type(values[key])
-        values[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
-    return AwdLstmConfig(**{k: v for k, v in values.items() if k not in ("transformers_version", "model_type")})
-
-
-def build_stages(args, fine_tuning: bool) -> list[dict]:
-    """The training plan: ULMFiT's frozen stage (fine-tuning only), then all layers."""
-    frozen_epochs = args.frozen_epochs if args.frozen_epochs is not None else int(fine_tuning)
-    stages = []
-    if frozen_epochs:
-        stages.append({"name": "frozen", "epochs": frozen_epochs, "lr": args.frozen_learning_rate, "freeze_to": -1})
-    factor = args.discriminative_factor if fine_tuning else 1.0
-    stages.append({"name": "all", "epochs": args.num_train_epochs, "lr": args.learning_rate, "factor": factor})
-    return stages
-
-
-def make_scheduler(args, optimizer, total_steps: int):
-    if args.lr_scheduler_type == "one_cycle":
-        return one_cycle_schedule(optimizer, total_steps, pct_start=args.pct_start, moms=(0.8, 0.7, 0.8))
-    if args.lr_scheduler_type == "slanted_triangular":
-        return slanted_triangular_schedule(optimizer, total_steps, cut_frac=args.cut_frac, ratio=args.stlr_ratio)
-    if args.lr_scheduler_type == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    raise ValueError(f"Unknown --lr_scheduler_type {args.lr_scheduler_type!r}.")
-
-
-def set_stage_learning_rates(model, optimizer, stage: dict):
-    """Each group's peak rate for this stage: discriminative from the last group, or the same everywhere."""
-    rates = [group["lr"] for group in discriminative_param_groups(model, stage["lr"], stage.get("factor", 1.0))]
-    for group, rate in zip(optimizer.param_groups, rates):
-        group["lr"] = group["initial_lr"] = rate
-    if "freeze_to" in stage:
-        freeze_to(model, stage["freeze_to"])
-    else:
-        unfreeze(model)
 
 
 def main():
@@ -300,16 +256,23 @@ def main():
         accelerator.print(f"suggested learning rate (valley): {suggestion:.2e}; plot: {output_dir / 'lr_find.png'}")
         return
 
-    stages = build_stages(args, fine_tuning)
+    stages = language_model_stages(
+        fine_tuning,
+        args.num_train_epochs,
+        args.learning_rate,
+        args.frozen_epochs,
+        args.frozen_learning_rate,
+        args.discriminative_factor,
+    )
     if args.streaming:
         # no epochs in a stream: each stage is one pass that lasts its share of --max_train_steps
-        stage_steps = [stage["epochs"] for stage in stages]
-        stages = [{**stage, "epochs": 1} for stage in stages]
+        stage_steps = [stage.epochs for stage in stages]
+        stages = [replace(stage, epochs=1) for stage in stages]
     else:
         windows_per_epoch = [[] for _ in stages]
         for stage_index, stage in enumerate(stages):
-            for epoch in range(stage["epochs"]):
-                train_stream.set_epoch(sum(s["epochs"] for s in stages[:stage_index]) + epoch)
+            for epoch in range(stage.epochs):
+                train_stream.set_epoch(sum(s.epochs for s in stages[:stage_index]) + epoch)
                 windows_per_epoch[stage_index].append(len(train_stream))
         stage_steps = [sum(n // args.gradient_accumulation_steps for n in epochs) for epochs in windows_per_epoch]
     if args.max_train_steps is not None and (args.streaming or args.max_train_steps < sum(stage_steps)):
@@ -318,6 +281,16 @@ def main():
         shares[-1] = max(1, args.max_train_steps - sum(shares[:-1]))
         stage_steps = shares
     total_steps = sum(stage_steps)
+
+    def schedule(total_steps):
+        return make_scheduler(
+            args.lr_scheduler_type,
+            optimizer,
+            total_steps,
+            pct_start=args.pct_start,
+            cut_frac=args.cut_frac,
+            ratio=args.stlr_ratio,
+        )
 
     # 4. Resume, if asked: the stage, epoch and window the run stopped at, with its scheduler and carried state
     position = {"stage": 0, "epoch": 0, "window": 0, "completed_steps": 0}
@@ -330,8 +303,8 @@ def main():
         if checkpoint is not None:
 
             def rebuild(saved):
-                set_stage_learning_rates(unwrapped, optimizer, stages[saved["stage"]])
-                return make_scheduler(args, optimizer, stage_steps[saved["stage"]])
+                start_stage(unwrapped, optimizer, stages[saved["stage"]])
+                return schedule(stage_steps[saved["stage"]])
 
             position, scheduler, state = load_checkpoint(accelerator, checkpoint, rebuild)
             log = position.pop("log", [])
@@ -351,11 +324,11 @@ def main():
         stage_end = sum(stage_steps[: stage_index + 1])  # the optimizer step at which this stage is over
         done = completed_steps >= stage_end
         if scheduler is None or stage_index != position["stage"]:
-            set_stage_learning_rates(unwrapped, optimizer, stage)
-            scheduler = make_scheduler(args, optimizer, stage_steps[stage_index])
+            start_stage(unwrapped, optimizer, stage)
+            scheduler = schedule(stage_steps[stage_index])
         first_epoch = position["epoch"] if stage_index == position["stage"] else 0
-        for epoch in range(first_epoch, stage["epochs"]):
-            global_epoch = sum(s["epochs"] for s in stages[:stage_index]) + epoch
+        for epoch in range(first_epoch, stage.epochs):
+            global_epoch = sum(s.epochs for s in stages[:stage_index]) + epoch
             train_stream.set_epoch(global_epoch)
             start = position["window"] if (stage_index, epoch) == (position["stage"], position["epoch"]) else 0
             if start == 0:
@@ -392,7 +365,7 @@ def main():
                 if completed_steps % args.logging_steps == 0 or done:
                     loss = accelerator.reduce(outputs.loss.detach(), reduction="mean").item()
                     lr = optimizer.param_groups[-1]["lr"]
-                    progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", stage=stage["name"])
+                    progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", stage=stage.name)
                     row = {"step": completed_steps, "epoch": global_epoch, "train_loss": loss, "learning_rate": lr}
                     log.append(row)
                     if args.with_tracking:
@@ -423,7 +396,7 @@ def main():
                 }
                 log.append(row)
                 accelerator.print(
-                    f"epoch {global_epoch} ({stage['name']}): validation loss {results['loss']:.4f}, "
+                    f"epoch {global_epoch} ({stage.name}): validation loss {results['loss']:.4f}, "
                     f"perplexity {results['perplexity']:.2f}, accuracy {results['accuracy']:.4f}"
                 )
                 if args.with_tracking:
@@ -466,7 +439,10 @@ def main():
     (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
     (output_dir / "training_log.json").write_text(json.dumps(log, indent=2))
     if any("train_loss" in row for row in log):
-        plot_training_curve(log, output_dir / "training_curve.png")
+        try:
+            plot_training_curve(log, output_dir / "training_curve.png")
+        except ImportError as error:  # the curve is a convenience; the model and its card are saved regardless
+            accelerator.print(f"no training_curve.png: {error}")
     repo_id = args.hub_model_id or output_dir.name
     card = render_model_card(
         ModelCardInfo(

@@ -39,9 +39,16 @@ def run_fastai(args, folder: Path):
     """The child process of the fastai side: fastai's own data pipeline and Learner."""
     import pandas as pd
     from fastai.text.all import (
-        AWD_LSTM, ColReader, ColSplitter, DataBlock, Perplexity, TextBlock, accuracy, awd_lstm_lm_config,
+        AWD_LSTM,
+        ColReader,
+        ColSplitter,
+        DataBlock,
+        Perplexity,
+        TextBlock,
+        accuracy,
+        awd_lstm_lm_config,
         language_model_learner,
-    )  # fmt: skip
+    )
 
     df = pd.read_parquet(folder / "all.parquet")
     block = DataBlock(
@@ -54,8 +61,12 @@ def run_fastai(args, folder: Path):
     learn = language_model_learner(dls, AWD_LSTM, config=config, pretrained=False, metrics=[accuracy, Perplexity()])
     learn.fit_one_cycle(1, args.learning_rate)
     valid_loss, valid_accuracy, valid_perplexity = learn.recorder.values[-1][1:4]
-    return {"valid_loss": valid_loss, "perplexity": valid_perplexity, "accuracy": valid_accuracy,
-            "vocab_size": len(dls.vocab)}  # fmt: skip
+    return {
+        "valid_loss": valid_loss,
+        "perplexity": valid_perplexity,
+        "accuracy": valid_accuracy,
+        "vocab_size": len(dls.vocab),
+    }
 
 
 def ulmfit_command(args, folder: Path) -> list[str]:
@@ -63,13 +74,33 @@ def ulmfit_command(args, folder: Path) -> list[str]:
         f"embedding_size={args.embedding_size},hidden_size={args.hidden_size},num_hidden_layers={args.num_layers}"
     )
     command = [
-        sys.executable, str(REPO / "scripts" / "train_language_model.py"),
-        "--train_file", str(folder / "train.parquet"), "--validation_file", str(folder / "valid.parquet"),
-        "--output_dir", str(folder / "ulmfit"), "--config_overrides", overrides, "--max_vocab", str(args.max_vocab),
-        "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", str(args.batch_size),
-        "--bptt", str(args.bptt), "--num_train_epochs", "1", "--learning_rate", str(args.learning_rate),
-        "--preprocessing_num_workers", "2", "--logging_steps", "100",
-    ]  # fmt: skip
+        sys.executable,
+        str(REPO / "scripts" / "train_language_model.py"),
+        "--train_file",
+        str(folder / "train.parquet"),
+        "--validation_file",
+        str(folder / "valid.parquet"),
+        "--output_dir",
+        str(folder / "ulmfit"),
+        "--config_overrides",
+        overrides,
+        "--max_vocab",
+        str(args.max_vocab),
+        "--per_device_train_batch_size",
+        str(args.batch_size),
+        "--per_device_eval_batch_size",
+        str(args.batch_size),
+        "--bptt",
+        str(args.bptt),
+        "--num_train_epochs",
+        "1",
+        "--learning_rate",
+        str(args.learning_rate),
+        "--preprocessing_num_workers",
+        "2",
+        "--logging_steps",
+        "100",
+    ]
     if args.bf16:
         command += ["--mixed_precision", "bf16"]
     return command
@@ -121,18 +152,23 @@ def main():
                 "perplexity": theirs["perplexity"],
                 "accuracy": theirs["accuracy"],
             }
-    print(f"{args.num_reviews} reviews, emb {args.embedding_size}/hidden {args.hidden_size}/{args.num_layers} layers, "
-          f"max_vocab {args.max_vocab}, batch {args.batch_size} x bptt {args.bptt}, lr {args.learning_rate}, 1 epoch"
-          f"{', ulmfit in bf16' if args.bf16 else ''}")  # fmt: skip
+    print(
+        f"{args.num_reviews} reviews, emb {args.embedding_size}/hidden {args.hidden_size}/{args.num_layers} layers, "
+        f"max_vocab {args.max_vocab}, batch {args.batch_size} x bptt {args.bptt}, lr {args.learning_rate}, 1 epoch"
+        f"{', ulmfit in bf16' if args.bf16 else ''}"
+    )
     for name, row in results.items():
-        print(f"{name:7s} wall {row['seconds']:7.1f} s   validation perplexity {row['perplexity']:8.2f}   "
-              f"accuracy {row['accuracy']:.4f}")  # fmt: skip
+        print(
+            f"{name:7s} wall {row['seconds']:7.1f} s   validation perplexity {row['perplexity']:8.2f}   "
+            f"accuracy {row['accuracy']:.4f}"
+        )
     if len(results) == 2:
         speedup = results["fastai"]["seconds"] / results["ulmfit"]["seconds"]
         better = results["ulmfit"]["perplexity"] <= results["fastai"]["perplexity"] * 1.0 + 1e-9
         print(
             f"speed-up ulmfit vs fastai = {speedup:.2f}x; perplexity equal or better: {better} "
-            f"({math.log(results['ulmfit']['perplexity']):.4f} vs {math.log(results['fastai']['perplexity']):.4f} nats)"
+            f"({math.log(results['ulmfit']['perplexity']):.4f} vs "
+            f"{math.log(results['fastai']['perplexity']):.4f} nats)"
         )
 
 

@@ -59,9 +59,11 @@ def build_ulmfit(vocab_size, args):
     from ulmfit import AwdLstmConfig, AwdLstmForCausalLM
 
     config = AwdLstmConfig(
-        vocab_size=vocab_size, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
+        vocab_size=vocab_size,
+        embedding_size=args.embedding_size,
+        hidden_size=args.hidden_size,
         num_hidden_layers=args.num_layers,
-    )  # fmt: skip
+    )
     model = AwdLstmForCausalLM(config).to(args.device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.8, 0.99), weight_decay=0.01)
     carried = {"state": None}
@@ -129,8 +131,11 @@ def main():
             command = [sys.executable, __file__, *sys.argv[1:], "--impl", impl]
             output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             results[impl].append(json.loads(output.strip().splitlines()[-1]))
-    print(f"config: emb {args.embedding_size}, hidden {args.hidden_size}, {args.num_layers} layers, vocab "
-          f"{args.vocab_size}, batch {args.batch_size} x bptt {args.bptt}, {args.device}{', bf16' if args.bf16 else ''}")  # fmt: skip
+    precision = ", bf16" if args.bf16 else ""
+    print(
+        f"config: emb {args.embedding_size}, hidden {args.hidden_size}, {args.num_layers} layers, vocab "
+        f"{args.vocab_size}, batch {args.batch_size} x bptt {args.bptt}, {args.device}{precision}"
+    )
     summary = {}
     for impl, runs in results.items():
         speed = statistics.median(run["tokens_per_s"] for run in runs)

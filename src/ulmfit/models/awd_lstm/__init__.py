@@ -4,6 +4,7 @@ from .configuration_awd_lstm import AwdLstmConfig
 from .modeling_awd_lstm import (
     AwdLstmCausalLMOutput,
     AwdLstmForCausalLM,
+    AwdLstmForSequenceClassification,
     AwdLstmModel,
     AwdLstmOutput,
     AwdLstmPreTrainedModel,
@@ -15,6 +16,7 @@ __all__ = [
     "AwdLstmCausalLMOutput",
     "AwdLstmConfig",
     "AwdLstmForCausalLM",
+    "AwdLstmForSequenceClassification",
     "AwdLstmModel",
     "AwdLstmOutput",
     "AwdLstmPreTrainedModel",

@@ -51,6 +51,17 @@ class AwdLstmConfig(PretrainedConfig):
             Whether the decoder shares its weight with the embedding (fastai `tie_weights`).
         initializer_range (`float`, *optional*, defaults to 0.1):
             Half-width of the uniform initialisation of the embedding (fastai `initrange`).
+        classifier_hidden_size (`int`, *optional*, defaults to 50):
+            Width of the hidden layer of the ULMFiT classifier head (fastai `lin_ftrs=[50]`).
+        classifier_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout before the head's last linear layer (fastai `ps=[0.1]`). The dropout on the pooled features before
+            its first layer is `output_dropout` (fastai moves `output_p` there).
+        bpt3c_chunk_size (`int`, *optional*, defaults to 72):
+            BPT3C (ULMFiT §3.3): a document is read in chunks of this many tokens, the state carried between them
+            (fastai `seq_len`).
+        bpt3c_max_length (`int`, *optional*, defaults to 1440):
+            BPT3C: only the outputs of the last this-many tokens are pooled and receive gradients (fastai
+            `max_len = 20 * seq_len`); earlier chunks only advance the state, so memory does not grow with length.
         pad_token_id (`int`, *optional*, defaults to 1):
             Id of `xxpad`.
         bos_token_id (`int`, *optional*, defaults to 2):
@@ -84,6 +95,10 @@ class AwdLstmConfig(PretrainedConfig):
         lm_head_bias: bool = True,
         tie_word_embeddings: bool = True,
         initializer_range: float = 0.1,
+        classifier_hidden_size: int = 50,
+        classifier_dropout: float = 0.1,
+        bpt3c_chunk_size: int = 72,
+        bpt3c_max_length: int = 1440,
         pad_token_id: int = 1,
         bos_token_id: int = 2,
         eos_token_id: int = 3,
@@ -103,6 +118,10 @@ class AwdLstmConfig(PretrainedConfig):
         self.lm_head_bias = lm_head_bias
         self.tie_word_embeddings = tie_word_embeddings
         self.initializer_range = initializer_range
+        self.classifier_hidden_size = classifier_hidden_size
+        self.classifier_dropout = classifier_dropout
+        self.bpt3c_chunk_size = bpt3c_chunk_size
+        self.bpt3c_max_length = bpt3c_max_length
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id
         self.eos_token_id = eos_token_id
@@ -111,11 +130,20 @@ class AwdLstmConfig(PretrainedConfig):
 
     def _validate_awd_lstm(self):
         """Reject values no AWD-LSTM can be built from, naming the field and the value."""
-        for name in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers"):
+        for name in (
+            "vocab_size",
+            "embedding_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "classifier_hidden_size",
+            "bpt3c_chunk_size",
+            "bpt3c_max_length",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        for name in ("embedding_dropout", "input_dropout", "weight_dropout", "hidden_dropout", "output_dropout"):
+        dropouts = ("embedding_dropout", "input_dropout", "weight_dropout", "hidden_dropout", "output_dropout")
+        for name in (*dropouts, "classifier_dropout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` is a dropout probability and must be in [0, 1), got {value!r}.")

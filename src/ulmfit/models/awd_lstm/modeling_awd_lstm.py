@@ -23,6 +23,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import SAFE_WEIGHTS_NAME, ModelOutput, cached_file, logging
 
 from .configuration_awd_lstm import AwdLstmConfig
@@ -34,6 +35,7 @@ logger = logging.get_logger(__name__)
 _AUTO_MAP = {
     "AutoModel": "modeling_awd_lstm.AwdLstmModel",
     "AutoModelForCausalLM": "modeling_awd_lstm.AwdLstmForCausalLM",
+    "AutoModelForSequenceClassification": "modeling_awd_lstm.AwdLstmForSequenceClassification",
 }
 
 # One `(h, c)` pair per LSTM layer, each of shape (batch_size, layer_output_size).
@@ -162,6 +164,65 @@ class _PaddingLayout:
         return aligned.gather(1, index) * self.mask.unsqueeze(-1).to(aligned.dtype)  # zeros at padding
 
 
+def activation_regularization(
+    raw: torch.Tensor, dropped: torch.Tensor, mask: torch.Tensor | None, alpha: float, beta: float
+) -> torch.Tensor:
+    """
+    AR + TAR (AWD-LSTM §4.6, fastai `RNNRegularizer`): `alpha * mean(dropped ** 2)` plus
+    `beta * mean((raw_t - raw_{t-1}) ** 2)`, over real tokens only (and pairs of consecutive real tokens for TAR).
+    `raw` is the last LSTM layer's output, `dropped` the same after output dropout, both (batch, seq, hidden).
+    """
+    if mask is None:
+        mask = raw.new_ones(raw.shape[:2])
+    mask = mask.to(raw.dtype).unsqueeze(-1)  # (batch, seq, 1)
+    hidden_size = raw.size(-1)
+    penalty = raw.new_zeros(())
+    if alpha:
+        penalty = penalty + alpha * (dropped.float().pow(2) * mask).sum() / (mask.sum() * hidden_size).clamp(min=1)
+    if beta and raw.size(1) > 1:
+        pair_mask = mask[:, 1:] * mask[:, :-1]  # both ends of the step are real tokens
+        step = (raw[:, 1:] - raw[:, :-1]).float().pow(2) * pair_mask
+        penalty = penalty + beta * step.sum() / (pair_mask.sum() * hidden_size).clamp(min=1)
+    return penalty
+
+
+def masked_concat_pool(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """
+    ULMFiT's concat pooling (§3.3) over real tokens only: [last real token, max, mean] (fastai `masked_concat_pool`).
+    Real tokens must end at the last position of each row (left padding), as `AwdLstmForSequenceClassification`
+    arranges.
+    """
+    mask = mask.bool().unsqueeze(-1)  # (batch, seq, 1)
+    count = mask.sum(1).clamp(min=1).to(hidden_states.dtype)  # (batch, 1)
+    last = hidden_states[:, -1]  # (batch, hidden)
+    maximum = hidden_states.masked_fill(~mask, float("-inf")).max(1).values
+    maximum = torch.where(torch.isinf(maximum), torch.zeros_like(maximum), maximum)  # a row with no real token
+    mean = (hidden_states * mask).sum(1) / count
+    return torch.cat([last, maximum, mean], dim=-1)  # (batch, 3 * hidden)
+
+
+class AwdLstmClassificationHead(nn.Module):
+    """
+    fastai's `PoolingLinearClassifier` head: two `LinBnDrop` blocks, BatchNorm -> Dropout -> Linear (no bias), with a
+    ReLU between them, from the 3 x embedding_size pooled features to `num_labels`.
+    """
+
+    def __init__(self, config: AwdLstmConfig):
+        super().__init__()
+        pooled_size = 3 * config.embedding_size
+        self.norm_in = nn.BatchNorm1d(pooled_size)
+        self.dropout_in = nn.Dropout(config.output_dropout)
+        self.dense = nn.Linear(pooled_size, config.classifier_hidden_size, bias=False)
+        self.activation = nn.ReLU()
+        self.norm_hidden = nn.BatchNorm1d(config.classifier_hidden_size)
+        self.dropout_hidden = nn.Dropout(config.classifier_dropout)
+        self.out_proj = nn.Linear(config.classifier_hidden_size, config.num_labels, bias=False)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        hidden = self.activation(self.dense(self.dropout_in(self.norm_in(pooled))))
+        return self.out_proj(self.dropout_hidden(self.norm_hidden(hidden)))
+
+
 @dataclass
 class AwdLstmOutput(ModelOutput):
     """
@@ -228,12 +289,23 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
         """fastai's initialisation: uniform(+-initializer_range) embedding and decoder, PyTorch's LSTM default."""
-        if isinstance(module, nn.Embedding):
+        if isinstance(module, nn.BatchNorm1d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            # the running statistics are buffers: a head created by from_pretrained has nothing else to set them
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, nn.Embedding):
             init.uniform_(module.weight, -self.config.initializer_range, self.config.initializer_range)
         elif isinstance(module, nn.LSTM):
             bound = module.hidden_size**-0.5
             for parameter in module.parameters():
                 init.uniform_(parameter, -bound, bound)
+        elif isinstance(module, nn.Linear) and any(module is linear for linear in self._head_linears()):
+            # fastai's LinBnDrop keeps PyTorch's default initialisation of its linear layers (no bias)
+            bound = module.in_features**-0.5
+            init.uniform_(module.weight, -bound, bound)
         elif isinstance(module, nn.Linear):
             init.uniform_(module.weight, -self.config.initializer_range, self.config.initializer_range)
             if module.bias is not None:
@@ -244,6 +316,10 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
         if self._auto_class is not None:
             self.config.auto_map = {**_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _head_linears(self) -> tuple[nn.Module, ...]:
+        head = getattr(self, "classifier", None)
+        return (head.dense, head.out_proj) if isinstance(head, AwdLstmClassificationHead) else ()
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -439,25 +515,6 @@ class AwdLstmForCausalLM(AwdLstmPreTrainedModel, GenerationMixin):
             (h.index_select(0, beam_idx.to(h.device)), c.index_select(0, beam_idx.to(c.device))) for h, c in state
         )
 
-    def _activation_regularization(
-        self, raw: torch.Tensor, dropped: torch.Tensor, mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        """AR (alpha * mean dropped^2) + TAR (beta * mean (raw_t - raw_{t-1})^2) over real tokens (AWD-LSTM §4.6)."""
-        alpha = self.config.activation_regularization
-        beta = self.config.temporal_activation_regularization
-        if mask is None:
-            mask = raw.new_ones(raw.shape[:2])
-        mask = mask.to(raw.dtype).unsqueeze(-1)  # (batch, seq, 1)
-        hidden_size = raw.size(-1)
-        penalty = raw.new_zeros(())
-        if alpha:
-            penalty = penalty + alpha * (dropped.float().pow(2) * mask).sum() / (mask.sum() * hidden_size).clamp(min=1)
-        if beta and raw.size(1) > 1:
-            pair_mask = mask[:, 1:] * mask[:, :-1]  # both ends of the step are real tokens
-            step = (raw[:, 1:] - raw[:, :-1]).float().pow(2) * pair_mask
-            penalty = penalty + beta * step.sum() / (pair_mask.sum() * hidden_size).clamp(min=1)
-        return penalty
-
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -506,7 +563,13 @@ class AwdLstmForCausalLM(AwdLstmPreTrainedModel, GenerationMixin):
                 loss_kwargs["shift_labels"] = shifted.masked_fill(mask == 0, -100)
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **loss_kwargs)
             if self.training:
-                loss = loss + self._activation_regularization(raw, dropped, mask)
+                loss = loss + activation_regularization(
+                    raw,
+                    dropped,
+                    mask,
+                    self.config.activation_regularization,
+                    self.config.temporal_activation_regularization,
+                )
 
         if not return_dict:
             output = (logits, outputs.state, outputs.hidden_states)
@@ -521,4 +584,147 @@ class AwdLstmForCausalLM(AwdLstmPreTrainedModel, GenerationMixin):
         )
 
 
-__all__ = ["AwdLstmPreTrainedModel", "AwdLstmModel", "AwdLstmForCausalLM", "AwdLstmOutput", "AwdLstmCausalLMOutput"]
+class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
+    """
+    The ULMFiT classifier (Howard & Ruder 2018): the AWD-LSTM encoder read with BPT3C, masked concat pooling, and
+    fastai's two-block head. Loads the encoder of an `AwdLstmForCausalLM` folder with `from_pretrained` (the head is
+    then newly initialised). `problem_type` follows transformers: single-label (cross-entropy), multi-label
+    (binary cross-entropy) or regression (`num_labels=1`). In training mode the loss adds AR and TAR on the encoder
+    output, as fastai's `TextLearner` does for classifiers too.
+    """
+
+    _keys_to_ignore_on_load_unexpected = [r"lm_head\."]
+
+    def __init__(self, config: AwdLstmConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.awd_lstm = AwdLstmModel(config)
+        self.classifier = AwdLstmClassificationHead(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.awd_lstm.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.awd_lstm.embed_tokens = value
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """
+        ULMFiT's layer groups in order (fastai's `awd_lstm_clas_split`): the embedding, each LSTM layer, the head.
+        Gradual unfreezing trains the last group first, then the last two, and so on.
+        """
+        groups = [list(self.awd_lstm.embed_tokens.parameters())]
+        groups += [list(layer.parameters()) for layer in self.awd_lstm.layers]
+        groups.append(list(self.classifier.parameters()))
+        return groups
+
+    def _encode_bpt3c(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """BPT3C: chunks of `bpt3c_chunk_size`, state carried; outputs of the last `bpt3c_max_length` tokens only."""
+        chunk_size, max_length = self.config.bpt3c_chunk_size, self.config.bpt3c_max_length
+        sequence_length = input_ids.size(1)
+        state, outputs, masks = None, [], []
+        for start in range(0, sequence_length, chunk_size):
+            end = min(start + chunk_size, sequence_length)
+            kept = sequence_length - start <= max_length  # fastai's `sl - i <= max_len`
+            with torch.set_grad_enabled(kept and torch.is_grad_enabled()):
+                chunk = self.awd_lstm(
+                    input_ids[:, start:end], attention_mask=attention_mask[:, start:end], state=state
+                )
+            state = tuple((h.detach(), c.detach()) for h, c in chunk.state)  # fastai detaches between chunks too
+            if kept:
+                outputs.append(chunk.last_hidden_state)
+                masks.append(attention_mask[:, start:end])
+        return torch.cat(outputs, 1), torch.cat(masks, 1)  # (batch, kept, embedding_size), (batch, kept)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput | tuple:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+                Token ids of whole documents, of any length (BPT3C reads them in chunks).
+            attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+                1 for real tokens, 0 for padding, on either side.
+            labels (`torch.Tensor`, *optional*):
+                Class ids `(batch_size,)` for single-label, multi-hot `(batch_size, num_labels)` for multi-label,
+                floats `(batch_size,)` for regression.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if input_ids is None:
+            raise ValueError("AwdLstmForSequenceClassification needs `input_ids`.")
+        self._check_input_ids(input_ids)
+        if self.training and input_ids.size(0) < 2:
+            raise ValueError(
+                "In training mode the classifier head's BatchNorm needs at least 2 documents per batch (as fastai's "
+                "head does); use a larger batch, drop a last batch of one, or call model.eval()."
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        elif attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"`attention_mask` has shape {tuple(attention_mask.shape)}, `input_ids` {tuple(input_ids.shape)}."
+            )
+
+        # 1. Real tokens of every row end at the last position (right padding is moved to the left), so the kept
+        #    window holds each document's last `bpt3c_max_length` tokens
+        trailing = attention_mask.flip(1).int().argmax(1)  # (batch,) pads after the last real token
+        if trailing.any():
+            positions = torch.arange(input_ids.size(1), device=input_ids.device)
+            index = (positions[None, :] - trailing[:, None]) % input_ids.size(1)  # (batch, seq)
+            input_ids, attention_mask = input_ids.gather(1, index), attention_mask.gather(1, index)
+
+        # 2. BPT3C encoding, concat pooling, head
+        hidden_states, mask = self._encode_bpt3c(input_ids, attention_mask)
+        logits = self.classifier(masked_concat_pool(hidden_states, mask))  # (batch, num_labels)
+
+        loss = None
+        if labels is not None:
+            loss = self._classification_loss(logits, labels)
+            if self.training:  # fastai's RNNRegularizer reads the encoder output for both AR and TAR here
+                loss = loss + activation_regularization(
+                    hidden_states,
+                    hidden_states,
+                    mask,
+                    self.config.activation_regularization,
+                    self.config.temporal_activation_regularization,
+                )
+        if not return_dict:
+            return (logits,) if loss is None else (loss, logits)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """transformers' convention for `problem_type`, with a clear error for labels outside `num_labels`."""
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        if self.config.problem_type == "regression":
+            return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view(-1))
+        if self.config.problem_type == "single_label_classification":
+            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_labels):
+                raise ValueError(
+                    f"Labels must be class ids in [0, {self.num_labels - 1}] (id2label={self.config.id2label}); got "
+                    f"values in [{int(labels.min())}, {int(labels.max())}]."
+                )
+            return F.cross_entropy(logits, labels.view(-1))
+        if labels.shape != logits.shape:
+            raise ValueError(f"Multi-label targets must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}.")
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+__all__ = [
+    "AwdLstmPreTrainedModel",
+    "AwdLstmModel",
+    "AwdLstmForCausalLM",
+    "AwdLstmForSequenceClassification",
+    "AwdLstmOutput",
+    "AwdLstmCausalLMOutput",
+]

@@ -1,0 +1,181 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+from transformers import AutoModelForSequenceClassification, pipeline
+
+from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmForSequenceClassification
+from ulmfit.models.awd_lstm.modeling_awd_lstm import masked_concat_pool
+
+
+VOCAB = 50
+
+
+def make_classifier(num_labels=2, **overrides) -> AwdLstmForSequenceClassification:
+    torch.manual_seed(0)
+    config = AwdLstmConfig(
+        vocab_size=VOCAB, embedding_size=8, hidden_size=12, num_hidden_layers=3, num_labels=num_labels, **overrides
+    )
+    return AwdLstmForSequenceClassification(config).eval()
+
+
+def random_ids(batch_size=2, length=9, seed=1):
+    return torch.randint(9, VOCAB, (batch_size, length), generator=torch.Generator().manual_seed(seed))
+
+
+def test_head_is_fastai_pooling_linear_classifier():
+    model = make_classifier(num_labels=3, output_dropout=0.2, classifier_dropout=0.1)
+    head = model.classifier
+    assert head.norm_in.num_features == 24 and head.dropout_in.p == 0.2
+    assert (head.dense.in_features, head.dense.out_features, head.dense.bias) == (24, 50, None)
+    assert head.norm_hidden.num_features == 50 and head.dropout_hidden.p == 0.1
+    assert (head.out_proj.out_features, head.out_proj.bias) == (3, None)
+    assert model(random_ids()).logits.shape == (2, 3)
+
+
+def test_masked_concat_pool_uses_real_tokens_only():
+    hidden = torch.arange(2 * 4 * 3, dtype=torch.float).view(2, 4, 3)
+    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    pooled = masked_concat_pool(hidden, mask)
+    real = hidden[0, 2:]
+    torch.testing.assert_close(pooled[0], torch.cat([real[-1], real.max(0).values, real.mean(0)]))
+    torch.testing.assert_close(pooled[1], torch.cat([hidden[1, -1], hidden[1].max(0).values, hidden[1].mean(0)]))
+
+
+def test_padding_on_either_side_gives_each_document_alone():
+    model = make_classifier()
+    short, long = random_ids(1, 5, seed=2)[0], random_ids(1, 9, seed=3)[0]
+    alone = model(short[None]).logits
+    for side in ("left", "right"):
+        batch, mask = torch.ones(2, 9, dtype=torch.long), torch.zeros(2, 9, dtype=torch.long)
+        span = slice(4, 9) if side == "left" else slice(0, 5)
+        batch[0, span], mask[0, span] = short, 1
+        batch[1], mask[1] = long, 1
+        logits = model(batch, attention_mask=mask).logits
+        torch.testing.assert_close(logits[0], alone[0], rtol=0, atol=1e-5)
+        torch.testing.assert_close(logits[1], model(long[None]).logits[0], rtol=0, atol=1e-5)
+
+
+def test_bpt3c_pools_the_last_chunks_only_and_reads_the_rest_without_gradients():
+    model = make_classifier(bpt3c_chunk_size=4, bpt3c_max_length=8)
+    ids = random_ids(1, 14)
+    # fastai keeps chunk starts i with 14 - i <= 8: chunks [8:12] and [12:14]
+    with torch.no_grad():
+        encoded = model.awd_lstm(ids).last_hidden_state
+        expected = model.classifier(masked_concat_pool(encoded[:, 8:], torch.ones(1, 6)))
+        torch.testing.assert_close(model(ids).logits, expected, rtol=0, atol=1e-5)
+
+    grad_modes = []
+    hook = model.awd_lstm.register_forward_pre_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
+    model.train()
+    batch = torch.cat([ids, random_ids(1, 14, seed=7)])
+    model(batch, labels=torch.tensor([1, 0])).loss.backward()
+    hook.remove()
+    assert grad_modes == [False, False, True, True]  # 4 chunks; only the 2 pooled ones build a graph
+    embedding_grad = model.awd_lstm.embed_tokens.weight.grad
+    early_only = set(batch[:, :8].flatten().tolist()) - set(batch[:, 8:].flatten().tolist())
+    assert early_only
+    assert all(embedding_grad[token].abs().sum() == 0 for token in early_only)
+
+
+def test_losses_for_every_problem_type_and_bad_labels():
+    ids = random_ids(4, 6)
+    single = make_classifier(num_labels=3)
+    logits = single(ids).logits
+    torch.testing.assert_close(
+        single(ids, labels=torch.tensor([0, 2, 1, 0])).loss,
+        nn.functional.cross_entropy(logits, torch.tensor([0, 2, 1, 0])),
+    )
+    with pytest.raises(ValueError, match=r"class ids in \[0, 2\]"):
+        single(ids, labels=torch.tensor([0, 3, 1, 0]))
+    multi = make_classifier(num_labels=3, problem_type="multi_label_classification")
+    targets = torch.tensor([[1.0, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0]])
+    torch.testing.assert_close(
+        multi(ids, labels=targets).loss, nn.functional.binary_cross_entropy_with_logits(multi(ids).logits, targets)
+    )
+    regression = make_classifier(num_labels=1)
+    values = torch.tensor([0.5, 1.0, -1.0, 2.0])
+    torch.testing.assert_close(
+        regression(ids, labels=values).loss, nn.functional.mse_loss(regression(ids).logits.squeeze(-1), values)
+    )
+
+
+def test_training_loss_adds_ar_and_tar_and_reaches_every_parameter():
+    names = ("embedding_dropout", "input_dropout", "weight_dropout", "hidden_dropout", "output_dropout")
+    model = make_classifier(classifier_dropout=0.0, **dict.fromkeys(names, 0.0))
+    ids, labels = random_ids(4, 6), torch.tensor([0, 1, 1, 0])
+    model.train()
+    loss = model(ids, labels=labels).loss
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    no_regularization = make_classifier(
+        classifier_dropout=0.0,
+        activation_regularization=0.0,
+        temporal_activation_regularization=0.0,
+        **dict.fromkeys(names, 0.0),
+    ).train()
+    assert loss > no_regularization(ids, labels=labels).loss  # same weights (same seed): the difference is AR + TAR
+
+
+def test_a_training_batch_of_one_document_fails_clearly():
+    model = make_classifier().train()
+    with pytest.raises(ValueError, match="at least 2 documents"):
+        model(random_ids(1, 6), labels=torch.tensor([1]))
+    assert model.eval()(random_ids(1, 6)).logits.shape == (1, 2)  # inference on one document is fine
+
+
+def test_layer_groups_are_embedding_layers_then_head():
+    model = make_classifier()
+    groups = model.layer_groups()
+    assert len(groups) == 5
+    assert groups[0] == [model.awd_lstm.embed_tokens.weight] and groups[-1] == list(model.classifier.parameters())
+    assert sum(len(g) for g in groups) == len(list(model.parameters()))
+
+
+def test_encoder_loads_from_a_language_model_folder(tmp_path):
+    torch.manual_seed(0)
+    lm = AwdLstmForCausalLM(AwdLstmConfig(vocab_size=VOCAB, embedding_size=8, hidden_size=12, num_hidden_layers=3))
+    lm.save_pretrained(tmp_path)
+    classifier, info = AwdLstmForSequenceClassification.from_pretrained(
+        tmp_path, num_labels=2, id2label={0: "negative", 1: "positive"}, output_loading_info=True
+    )
+    torch.testing.assert_close(classifier.awd_lstm.embed_tokens.weight, lm.awd_lstm.embed_tokens.weight)
+    torch.testing.assert_close(
+        classifier.awd_lstm.layers[2].lstm.weight_hh_l0, lm.awd_lstm.layers[2].lstm.weight_hh_l0
+    )
+    assert any(key.startswith("classifier.") for key in info["missing_keys"])  # the head is new
+    assert not any("awd_lstm" in key for key in info["missing_keys"])
+    norm = classifier.classifier.norm_in
+    assert torch.equal(norm.running_mean, torch.zeros(24)) and torch.equal(norm.running_var, torch.ones(24))
+    logits = classifier.eval()(random_ids()).logits
+    assert torch.isfinite(logits).all()
+    assert isinstance(
+        AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=2), AwdLstmForSequenceClassification
+    )
+
+
+def test_text_classification_pipeline_with_labels_top_k_order_and_long_documents(tmp_path, tokenizer):
+    torch.manual_seed(0)
+    config = AwdLstmConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=8,
+        hidden_size=12,
+        num_hidden_layers=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
+    AwdLstmForSequenceClassification(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    assert "AutoModelForSequenceClassification" in json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    classify = pipeline("text-classification", model=str(tmp_path))
+    texts = ["The movie was GREAT!!!", "I didn't like the ending.", "Terrible acting."]
+    batched = classify(texts, batch_size=3)
+    assert [result["label"] for result in batched] == [classify(text)[0]["label"] for text in texts]
+    assert {result["label"] for result in batched} <= {"negative", "positive"}
+    scores = classify(texts[0], top_k=None)
+    assert sorted(s["label"] for s in scores) == ["negative", "positive"]
+    assert sum(s["score"] for s in scores) == pytest.approx(1.0)
+    words = ["the", "movie", "was", "good", "and"]
+    long_document = " ".join(words[i % 5] for i in range(200_000))
+    assert classify(long_document)[0]["label"] in {"negative", "positive"}
