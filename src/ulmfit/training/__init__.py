@@ -1,6 +1,8 @@
-"""The ULMFiT training recipe, shared by the scripts in `scripts/`: schedules, layer-group learning rates, data."""
+"""The ULMFiT training recipe, shared by the scripts in `scripts/`: schedules, layer-group learning rates, data,
+samplers, checkpoints and the staged plan (`recipe`)."""
 
 from .param_groups import discriminative_learning_rates, discriminative_param_groups, freeze_to, unfreeze
+from .samplers import SortedBatchSampler, SortishBatchSampler
 from .schedules import (
     one_cycle_schedule,
     scale_learning_rates,
@@ -10,6 +12,8 @@ from .schedules import (
 
 
 __all__ = [
+    "SortedBatchSampler",
+    "SortishBatchSampler",
     "discriminative_learning_rates",
     "discriminative_param_groups",
     "freeze_to",
