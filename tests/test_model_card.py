@@ -42,3 +42,16 @@ def test_card_without_results_says_so():
     text = str(render_model_card(make_info(metrics={}, base_model=None)))
     assert "No evaluation results were recorded." in text
     assert "Fine-tuned from" not in text
+
+
+def test_classifier_card_uses_its_own_prose_and_pipeline():
+    info = make_info(
+        family="awd_lstm_classifier",
+        model_class="AwdLstmForSequenceClassification",
+        pipeline_tag="text-classification",
+        task_type="text-classification",
+        metrics={"accuracy": 0.9},
+    )
+    text = str(render_model_card(info))
+    assert "ULMFiT text classifier" in text and 'pipeline("text-classification"' in text
+    assert "pipeline_tag: text-classification" in text

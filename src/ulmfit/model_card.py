@@ -56,6 +56,21 @@ generator = pipeline("text-generation", model="{model_id}", trust_remote_code=Tr
 print(generator("This movie was", max_new_tokens=30, do_sample=True, top_k=40)[0]["generated_text"])""",
         "citations": ["awd_lstm", "ulmfit"],
     },
+    "awd_lstm_classifier": {
+        "architecture": "ULMFiT text classifier (Howard & Ruder 2018): an AWD-LSTM encoder read with BPT3C, concat "
+        "pooling [last, max, mean], and a two-layer BatchNorm/Dropout/Linear head",
+        "description": "A ULMFiT text classifier trained with the `ulmfit` package: a pretrained AWD-LSTM language "
+        "model fine-tuned on the target domain, then a classifier trained with gradual unfreezing and discriminative "
+        "learning rates.",
+        "intended_use": "Classify English documents of any length into the labels of its `id2label`.",
+        "limitations": "It only knows the labels and the kind of text it was trained on, and inherits the biases of "
+        "its corpora; scores are not calibrated probabilities. Words outside its vocabulary become `xxunk`.",
+        "usage": """from transformers import pipeline
+
+classifier = pipeline("text-classification", model="{model_id}", trust_remote_code=True)
+print(classifier(["A wonderful film.", "Two hours I will never get back."], top_k=None))""",
+        "citations": ["ulmfit", "awd_lstm"],
+    },
 }
 
 

@@ -23,3 +23,14 @@ def test_accuracy_metric_loads_offline_by_path():
 def test_unknown_metric_names_the_shipped_ones():
     with pytest.raises(ValueError, match="accuracy"):
         metrics.load("bleu")
+
+
+@pytest.mark.parametrize(
+    "average, expected",
+    # predictions [1, 1, 1, 0, 0] vs references [1, 1, 0, 0, 1]: class 1 has F1 2/3 (support 3), class 0 has 1/2
+    # (support 2); scikit-learn's f1_score gives the same four values
+    [("binary", 2 / 3), ("macro", (2 / 3 + 1 / 2) / 2), ("micro", 3 / 5), ("weighted", (2 / 3 * 3 + 1 / 2 * 2) / 5)],
+)
+def test_f1_matches_scikit_learn_definitions(average, expected):
+    result = metrics.load("f1").compute(predictions=[1, 1, 1, 0, 0], references=[1, 1, 0, 0, 1], average=average)
+    assert result["f1"] == pytest.approx(expected)

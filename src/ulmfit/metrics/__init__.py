@@ -8,7 +8,7 @@ from importlib import resources
 import evaluate
 
 
-AVAILABLE = ("accuracy", "language_model")
+AVAILABLE = ("accuracy", "f1", "language_model")
 
 
 def metric_path(name: str) -> str:

@@ -1,0 +1,6 @@
+"""Pipelines and inference helpers beyond the transformers built-ins."""
+
+from .ensemble import ForwardBackwardEnsemble
+
+
+__all__ = ["ForwardBackwardEnsemble"]
