@@ -14,7 +14,6 @@ Everything random comes from `(seed, epoch)`, so a run resumed at step k of epoc
 have seen.
 """
 
-import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -265,16 +264,6 @@ class StreamingLanguageModelStream:
             if index >= step:
                 yield {"input_ids": window[:, :-1], "labels": window[:, 1:]}
             index += 1
-
-
-def tokens_per_epoch(stream: LanguageModelStream) -> int:
-    """Input tokens one process reads per epoch."""
-    return stream.batch_size * (stream.row_length - 1)
-
-
-def expected_windows(num_tokens: int, bptt: int) -> int:
-    """Roughly how many windows cover `num_tokens` positions per row (for progress bars and schedules)."""
-    return max(1, math.ceil(num_tokens / bptt))
 
 
 __all__ = ["LanguageModelStream", "StreamingLanguageModelStream", "load_text_datasets", "variable_bptt_lengths"]

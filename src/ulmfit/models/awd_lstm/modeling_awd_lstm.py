@@ -12,6 +12,9 @@ fastai v2's `AWD_LSTM` + `LinearDecoder` + `RNNRegularizer` numerically, with fo
   same gradient, without an O(vocab x embedding) product per step);
 - padding given by `attention_mask` (left or right) is skipped exactly: padded positions neither read nor change the
   state, so a left-padded batch gives what each sequence gives alone. AR/TAR and the loss ignore them too.
+
+The file also holds the ULMFiT classifier, `AwdLstmForSequenceClassification`: the same encoder read with BPT3C
+(Howard & Ruder §3.3), masked concat pooling and fastai's `PoolingLinearClassifier` head.
 """
 
 from dataclasses import dataclass
