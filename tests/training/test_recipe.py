@@ -26,8 +26,10 @@ def test_start_stage_freezes_and_spreads_learning_rates():
 def test_config_overrides_cast_to_the_field_types():
     config = apply_config_overrides(AwdLstmConfig(), "hidden_size=64, weight_dropout=0.5,tie_word_embeddings=false")
     assert (config.hidden_size, config.weight_dropout, config.tie_word_embeddings) == (64, 0.5, False)
-    with pytest.raises(ValueError, match="not a field of AwdLstmConfig"):
+    with pytest.raises(ValueError, match="hidden isn't in the original config"):
         apply_config_overrides(AwdLstmConfig(), "hidden=3")
+    with pytest.raises(ValueError, match="weight_dropout"):  # the config's own check sees the new value
+        apply_config_overrides(AwdLstmConfig(), "weight_dropout=1.5")
 
 
 def test_unknown_schedule_is_named():

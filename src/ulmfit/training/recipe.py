@@ -78,15 +78,14 @@ def make_scheduler(
 
 
 def apply_config_overrides(config: PretrainedConfig, overrides: str) -> PretrainedConfig:
-    """transformers' `--config_overrides "a=1,b=0.5"`, each value cast to the type of the field it replaces."""
-    values = config.to_dict()
-    for item in filter(None, (part.strip() for part in overrides.split(","))):
-        key, _, raw = item.partition("=")
-        if key not in values:
-            raise ValueError(f"--config_overrides: {key!r} is not a field of {type(config).__name__}.")
-        kind = type(values[key])
-        values[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
-    return type(config)(**{k: v for k, v in values.items() if k not in ("transformers_version", "model_type")})
+    """
+    transformers' `--config_overrides "a=1,b=0.5"` (`PretrainedConfig.update_from_string`, spaces after commas
+    allowed), then the config is rebuilt so that its own checks see the new values.
+    """
+    parts = [part.strip() for part in overrides.split(",") if part.strip()]
+    if parts:
+        config.update_from_string(",".join(parts))
+    return type(config).from_dict(config.to_dict())
 
 
 __all__ = ["Stage", "apply_config_overrides", "language_model_stages", "make_scheduler", "start_stage"]
