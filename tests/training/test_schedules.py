@@ -68,3 +68,10 @@ def test_length_scaling_never_compounds():
 def test_one_cycle_rejects_bad_arguments(bad):
     with pytest.raises(ValueError):
         one_cycle_schedule(optimizer_with([1e-3]), **bad)
+
+
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5])
+def test_one_cycle_handles_very_short_stages(total_steps):
+    optimizer = optimizer_with([1e-3])
+    lrs, _ = run(one_cycle_schedule(optimizer, total_steps=total_steps), optimizer, total_steps)
+    assert all(0 < row[0] <= 1e-3 for row in lrs)

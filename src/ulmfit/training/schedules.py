@@ -40,6 +40,9 @@ def one_cycle_schedule(
         raise ValueError(f"`total_steps` must be at least 1, got {total_steps}.")
     if not 0 < pct_start < 1:
         raise ValueError(f"`pct_start` must be in (0, 1), got {pct_start}.")
+    if pct_start * total_steps == 1:
+        # OneCycleLR's warm-up would then span zero steps and divide by zero; start at the peak instead
+        pct_start *= 0.999
     cycle_momentum = moms is not None
     high, low = (moms[0], moms[1]) if cycle_momentum else (0.95, 0.85)
     return OneCycleLR(
