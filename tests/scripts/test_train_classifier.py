@@ -1,32 +1,14 @@
 """scripts/train_classifier.py, run for real on a tiny labelled corpus from a tiny saved language model."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-from accelerate.state import AcceleratorState
 from transformers import pipeline
 
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_classifier.py"
-
-
 @pytest.fixture
-def script(monkeypatch):
-    spec = importlib.util.spec_from_file_location("train_classifier", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    def run(args):
-        monkeypatch.setattr(sys, "argv", ["train_classifier.py", *map(str, args)])
-        try:
-            module.main()
-        finally:
-            AcceleratorState._reset_state(reset_partial_state=True)
-
-    return run
+def script(load_script):
+    return load_script("train_classifier")
 
 
 @pytest.fixture

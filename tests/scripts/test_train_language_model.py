@@ -1,6 +1,5 @@
 """scripts/train_language_model.py run for real on a tiny corpus: in-process, as subprocesses, as two processes."""
 
-import importlib.util
 import io
 import json
 import os
@@ -15,7 +14,6 @@ from unittest import mock
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState
 from huggingface_hub import CommitInfo, HfApi, RepoUrl
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -77,20 +75,8 @@ def corpus(tmp_path) -> Path:
 
 
 @pytest.fixture
-def script(monkeypatch):
-    """The script as a module; `run(args)` calls its main() with those command-line arguments."""
-    spec = importlib.util.spec_from_file_location("train_language_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    def run(args):
-        monkeypatch.setattr(sys, "argv", ["train_language_model.py", *map(str, args)])
-        try:
-            module.main()
-        finally:
-            AcceleratorState._reset_state(reset_partial_state=True)
-
-    return run
+def script(load_script):
+    return load_script("train_language_model")
 
 
 def subprocess_env(tmp_path):
