@@ -26,6 +26,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from ulmfit import metrics
 from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
 from ulmfit.training import SortedBatchSampler, SortishBatchSampler, discriminative_param_groups
+from ulmfit.training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from ulmfit.training.data import load_text_datasets
 from ulmfit.training.recipe import Stage, make_scheduler, start_stage
 
@@ -67,8 +68,10 @@ class ClassifierTrainingArguments:
     max_grad_norm: float = field(default=0.25, metadata={"help": "Gradient clipping (2018 notebook: 0.25)."})
     mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
     seed: int = field(default=42, metadata={"help": "Seed of everything random."})
-    # --- logging and hub --------------------------------------------------------------------------------------------
+    # --- checkpoints, logging and hub --------------------------------------------------------------------------------
     output_dir: str = field(default="runs/ulmfit-classifier", metadata={"help": "Where the model and logs go."})
+    checkpointing_steps: str | None = field(default=None, metadata={"help": "N (every N steps) or `epoch`."})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or `latest`."})
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder, model card last."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Repo id (default: output folder name)."})
     hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
@@ -99,6 +102,20 @@ def label_names(dataset, column: str) -> list[str]:
     return [str(value) for value in sorted(set(dataset[column]))]
 
 
+@torch.no_grad()
+def evaluate_classifier(model, eval_loader, accelerator, average: str) -> dict:
+    """Accuracy and F1 over sorted batches, gathered across processes (duplicates of the last batch dropped)."""
+    model.eval()
+    accuracy, f1 = metrics.load("accuracy"), metrics.load("f1")
+    for batch in eval_loader:
+        predictions = model(**batch).logits.argmax(-1)
+        predictions, references = accelerator.gather_for_metrics((predictions, batch["labels"]))
+        accuracy.add_batch(predictions=predictions, references=references)
+        f1.add_batch(predictions=predictions, references=references)
+    model.train()
+    return {**accuracy.compute(), **f1.compute(average=average)}
+
+
 def main():
     (args,) = HfArgumentParser(ClassifierTrainingArguments).parse_args_into_dataclasses()
     if args.model_name_or_path is None:
@@ -111,6 +128,10 @@ def main():
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
     stages = plan(args)
+    if args.checkpointing_steps not in (None, "epoch") and not args.checkpointing_steps.isdigit():
+        raise ValueError(
+            f"--checkpointing_steps must be a number of steps or `epoch`, not {args.checkpointing_steps!r}."
+        )
 
     # 1. Data: texts and labels; a validation label never seen in training is an error, not a silent mistake
     with accelerator.main_process_first():
@@ -160,26 +181,65 @@ def main():
         lengths["train"], args.per_device_train_batch_size, seed=args.seed, drop_last=True
     )
     eval_sampler = SortedBatchSampler(lengths["validation"], args.per_device_eval_batch_size)
-    train_loader = torch.utils.data.DataLoader(tokenized["train"], batch_sampler=train_sampler, collate_fn=collate)
-    eval_loader = torch.utils.data.DataLoader(tokenized["validation"], batch_sampler=eval_sampler, collate_fn=collate)
+    # Each loader draws its base seed from its own generator, not the global one that dropout uses: a resumed run
+    # then builds its loaders without shifting the dropout masks it continues with.
+    train_loader, eval_loader = (
+        torch.utils.data.DataLoader(
+            tokenized[split], batch_sampler=sampler, collate_fn=collate, generator=torch.Generator().manual_seed(0)
+        )
+        for split, sampler in (("train", train_sampler), ("validation", eval_sampler))
+    )
     groups = discriminative_param_groups(model, stages[0].learning_rate, weight_decay=args.weight_decay)
     optimizer = torch.optim.AdamW(groups, betas=(0.8, 0.99))
     model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
     unwrapped = accelerator.unwrap_model(model)
 
-    # 4. Gradual unfreezing: one one-cycle per stage
+    def stage_steps(stage: Stage) -> int:
+        return max(1, stage.epochs * len(train_loader))
+
+    # 4. Resume, if asked: the stage, epoch and batch the run stopped at, with its scheduler and RNG states
     average = "binary" if len(names) == 2 else "macro"
-    log, epoch_index, step = [], 0, 0
-    for stage in stages:
-        start_stage(unwrapped, optimizer, stage)
-        scheduler = make_scheduler("one_cycle", optimizer, max(1, stage.epochs * len(train_loader)))
-        for _ in range(stage.epochs):
-            train_sampler.set_epoch(epoch_index)
+    position, log, scheduler = {"stage": 0, "epoch": 0, "batch": 0, "completed_steps": 0}, [], None
+    if args.resume_from_checkpoint:
+        checkpoint = (
+            latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest" else args.resume_from_checkpoint
+        )
+        if checkpoint is not None:
+
+            def rebuild(saved):
+                start_stage(unwrapped, optimizer, stages[saved["stage"]])
+                return make_scheduler("one_cycle", optimizer, stage_steps(stages[saved["stage"]]))
+
+            position, scheduler, _ = load_checkpoint(accelerator, checkpoint, rebuild)
+            log = position.pop("log", [])
+            accelerator.print(f"resumed from {checkpoint} at optimizer step {position['completed_steps']}")
+        else:
+            accelerator.print("no checkpoint to resume from: starting afresh")
+
+    # 5. Gradual unfreezing: one one-cycle per stage
+    step = position["completed_steps"]
+    epoch_index = sum(stage.epochs for stage in stages[: position["stage"]]) + position["epoch"]
+    for stage_index, stage in enumerate(stages):
+        if stage_index < position["stage"]:
+            continue
+        resumed_here = stage_index == position["stage"] and scheduler is not None
+        if not resumed_here:
+            start_stage(unwrapped, optimizer, stage)
+            scheduler = make_scheduler("one_cycle", optimizer, stage_steps(stage))
+        first_epoch = position["epoch"] if stage_index == position["stage"] else 0
+        for epoch in range(first_epoch, stage.epochs):
+            skip = position["batch"] if (stage_index, epoch) == (position["stage"], position["epoch"]) else 0
             model.train()
+            last_loss = position.get("train_loss") if skip else None
             progress = tqdm(
-                train_loader, desc=f"{stage.name} epoch {epoch_index}", disable=not accelerator.is_main_process
+                total=len(train_loader),
+                initial=skip,
+                desc=f"{stage.name} epoch {epoch_index}",
+                disable=not accelerator.is_main_process,
             )
-            for batch in progress:
+            batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+            batches.set_epoch(epoch_index)  # the loader passes it to the sampler (it would otherwise count its own)
+            for batch_index, batch in enumerate(batches, start=skip):
                 loss = model(**batch).loss
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"The loss became {loss.item()} at step {step}; nothing was saved.")
@@ -190,32 +250,28 @@ def main():
                 scheduler.step()
                 optimizer.zero_grad()
                 step += 1
-                progress.set_postfix(loss=f"{loss.item():.3f}", lr=f"{optimizer.param_groups[-1]['lr']:.2e}")
+                last_loss = loss.item()
+                progress.update(1)
+                progress.set_postfix(loss=f"{last_loss:.3f}", lr=f"{optimizer.param_groups[-1]['lr']:.2e}")
+                every = int(args.checkpointing_steps) if (args.checkpointing_steps or "").isdigit() else 0
+                if every and step % every == 0:
+                    here = {"stage": stage_index, "epoch": epoch, "batch": batch_index + 1, "train_loss": last_loss}
+                    here.update(completed_steps=step, log=log)
+                    save_checkpoint(accelerator, output_dir, f"step_{step}", here, scheduler, None)
+            progress.close()
 
-            # evaluation: sorted batches, gathered across processes (duplicates of the last batch dropped)
-            model.eval()
-            accuracy, f1 = metrics.load("accuracy"), metrics.load("f1")
-            for batch in eval_loader:
-                with torch.no_grad():
-                    predictions = model(**batch).logits.argmax(-1)
-                predictions, references = accelerator.gather_for_metrics((predictions, batch["labels"]))
-                accuracy.add_batch(predictions=predictions, references=references)
-                f1.add_batch(predictions=predictions, references=references)
-            row = {
-                "epoch": epoch_index,
-                "stage": stage.name,
-                "step": step,
-                "train_loss": loss.item(),
-                **accuracy.compute(),
-                **f1.compute(average=average),
-            }
+            row = {"epoch": epoch_index, "stage": stage.name, "step": step, "train_loss": last_loss}
+            row.update(evaluate_classifier(model, eval_loader, accelerator, average))
             log.append(row)
             accelerator.print(
                 f"epoch {epoch_index} ({stage.name}): accuracy {row['accuracy']:.4f}, f1 {row['f1']:.4f}"
             )
             epoch_index += 1
+            if args.checkpointing_steps == "epoch":
+                here = {"stage": stage_index, "epoch": epoch + 1, "batch": 0, "completed_steps": step, "log": log}
+                save_checkpoint(accelerator, output_dir, f"epoch_{epoch_index - 1}", here, scheduler, None)
 
-    # 5. Save: model, tokenizer (with remote code), results, log, card; then push
+    # 6. Save: model, tokenizer (with remote code), results, log, card; then push
     accelerator.wait_for_everyone()
     unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
     if not accelerator.is_main_process:
@@ -247,7 +303,9 @@ def main():
 
         api = HfApi(token=args.hub_token)
         api.create_repo(repo_id, exist_ok=True)
-        api.upload_folder(folder_path=str(output_dir), repo_id=repo_id, ignore_patterns=["README.md"])
+        api.upload_folder(
+            folder_path=str(output_dir), repo_id=repo_id, ignore_patterns=["step_*", "epoch_*", "*.tmp", "README.md"]
+        )
         push_model_card_last(card, repo_id, token=args.hub_token)
     accelerator.print(f"accuracy {results['eval_accuracy']:.4f}, f1 {results['eval_f1']:.4f}")
     accelerator.print(str(output_dir.resolve()))

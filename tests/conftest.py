@@ -1,4 +1,8 @@
+import json
 import os
+import subprocess
+import sys
+import textwrap
 
 
 # Set before transformers/huggingface_hub are imported anywhere: a Hub miss then fails at once instead of retrying.
@@ -21,6 +25,54 @@ CORPUS = [
     "It's a good film. It's a bad film. It's a film.",
     "He can't act, and the director doesn't care.",
 ] * 3
+
+# Prepended to `run_without_ulmfit`'s programs: any import of `ulmfit` fails, as on a machine without the package.
+ULMFIT_BLOCKER = """\
+import sys
+
+class BlockUlmfit:
+    def find_spec(self, name, path=None, target=None):
+        if name == "ulmfit" or name.startswith("ulmfit."):
+            raise ImportError("ulmfit is blocked in this test")
+        return None
+
+sys.meta_path.insert(0, BlockUlmfit())
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_thread():
+    """Tiny models gain nothing from threads, and on a shared CPU OpenMP threads can wait on each other for seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def run_without_ulmfit(tmp_path):
+    """`run(child_code, *argv)` runs `child_code` in a fresh interpreter where `ulmfit` cannot be imported (offline,
+    one thread, in tmp_path) and returns the JSON it printed on its last line."""
+
+    def run(child_code: str, *argv) -> dict:
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "HF_MODULES_CACHE": str(tmp_path / "modules"),
+            "OMP_NUM_THREADS": "1",
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", ULMFIT_BLOCKER + textwrap.dedent(child_code), *map(str, argv)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    return run
 
 
 @pytest.fixture

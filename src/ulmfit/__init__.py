@@ -7,11 +7,17 @@ so that `save_pretrained` writes the modeling files next to the weights: a saved
 
 from transformers import (
     AutoConfig,
+    AutoImageProcessor,
     AutoModel,
     AutoModelForCausalLM,
+    AutoModelForImageClassification,
+    AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
+    AutoModelForZeroShotImageClassification,
+    AutoProcessor,
     AutoTokenizer,
 )
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .models.awd_lstm import (
     AwdLstmCausalLMOutput,
@@ -23,6 +29,35 @@ from .models.awd_lstm import (
     AwdLstmPreTrainedModel,
     AwdLstmTokenizer,
 )
+from .models.devise import (
+    DeviseConfig,
+    DeviseImageProcessor,
+    DeviseIndex,
+    DeviseModel,
+    DeviseOutput,
+    DevisePreTrainedModel,
+    DeviseProcessor,
+    DeviseTokenizer,
+    EfficientNetLiteConfig,
+    EfficientNetLiteForImageClassification,
+    EfficientNetLiteModel,
+    load_devise_word_vectors,
+)
+from .models.gru_seq2seq import (
+    GruSeq2SeqConfig,
+    GruSeq2SeqEncoderOutput,
+    GruSeq2SeqForConditionalGeneration,
+    GruSeq2SeqLMOutput,
+    GruSeq2SeqModel,
+    GruSeq2SeqModelOutput,
+    GruSeq2SeqPreTrainedModel,
+    GruSeq2SeqState,
+    GruSeq2SeqTokenizer,
+)
+from .pipelines.image_grid import make_image_grid, save_image_grid
+from .pipelines.image_search import ImageSearchPipeline
+from .pipelines.text_classification import AwdLstmTextClassificationPipeline, register_text_classification_pipeline
+from .pipelines.translation import TranslationPipeline
 
 
 __version__ = "0.1.0"
@@ -40,6 +75,43 @@ AwdLstmModel.register_for_auto_class("AutoModel")
 AwdLstmForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 AwdLstmForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
 AwdLstmTokenizer.register_for_auto_class("AutoTokenizer")
+# `pipeline("text-classification")` sorts an AWD-LSTM's documents by length before batching (stock otherwise)
+register_text_classification_pipeline()
+
+# --- GRU seq2seq translator (fast.ai 2018, lesson 11): Auto classes, remote code, the "translation" pipeline ---------
+AutoConfig.register(GruSeq2SeqConfig.model_type, GruSeq2SeqConfig, exist_ok=True)
+AutoModel.register(GruSeq2SeqConfig, GruSeq2SeqModel, exist_ok=True)
+AutoModelForSeq2SeqLM.register(GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, exist_ok=True)
+AutoTokenizer.register(GruSeq2SeqConfig, tokenizer_class=GruSeq2SeqTokenizer, exist_ok=True)
+GruSeq2SeqConfig.register_for_auto_class()
+GruSeq2SeqModel.register_for_auto_class("AutoModel")
+GruSeq2SeqForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+GruSeq2SeqTokenizer.register_for_auto_class("AutoTokenizer")
+# transformers 5 removed "translation" and rejects it unless a folder's config names a pipeline for it; registering
+# ours makes `save_pretrained` (of the model or of the pipeline) copy this pipeline and name it in `custom_pipelines`.
+PIPELINE_REGISTRY.register_pipeline("translation", pipeline_class=TranslationPipeline, pt_model=AutoModelForSeq2SeqLM)
+
+# --- DeViSE: Auto classes, remote code, the "image-search" pipeline -------------------------------------------------
+# `zero-shot-image-classification` and `image-feature-extraction` are transformers' own pipelines: DeviseModel gives
+# them CLIP's `logits_per_image` and `image_embeds`, the tokenizer embeds candidate labels with the word vectors.
+AutoConfig.register(DeviseConfig.model_type, DeviseConfig, exist_ok=True)
+AutoModel.register(DeviseConfig, DeviseModel, exist_ok=True)
+AutoModelForZeroShotImageClassification.register(DeviseConfig, DeviseModel, exist_ok=True)
+AutoImageProcessor.register(DeviseConfig, image_processor_classes={"pil": DeviseImageProcessor}, exist_ok=True)
+AutoTokenizer.register(DeviseConfig, tokenizer_class=DeviseTokenizer, exist_ok=True)
+AutoProcessor.register(DeviseConfig, DeviseProcessor, exist_ok=True)
+AutoConfig.register(EfficientNetLiteConfig.model_type, EfficientNetLiteConfig, exist_ok=True)
+AutoModel.register(EfficientNetLiteConfig, EfficientNetLiteModel, exist_ok=True)
+AutoModelForImageClassification.register(EfficientNetLiteConfig, EfficientNetLiteForImageClassification, exist_ok=True)
+DeviseConfig.register_for_auto_class()
+DeviseModel.register_for_auto_class("AutoModel")
+DeviseImageProcessor.register_for_auto_class("AutoImageProcessor")
+DeviseTokenizer.register_for_auto_class("AutoTokenizer")
+DeviseProcessor.register_for_auto_class("AutoProcessor")
+EfficientNetLiteConfig.register_for_auto_class()
+EfficientNetLiteModel.register_for_auto_class("AutoModel")
+EfficientNetLiteForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+PIPELINE_REGISTRY.register_pipeline("image-search", pipeline_class=ImageSearchPipeline, pt_model=AutoModel)
 
 __all__ = [
     "AwdLstmCausalLMOutput",
@@ -49,6 +121,33 @@ __all__ = [
     "AwdLstmModel",
     "AwdLstmOutput",
     "AwdLstmPreTrainedModel",
+    "AwdLstmTextClassificationPipeline",
     "AwdLstmTokenizer",
+    "GruSeq2SeqConfig",
+    "GruSeq2SeqEncoderOutput",
+    "GruSeq2SeqForConditionalGeneration",
+    "GruSeq2SeqLMOutput",
+    "GruSeq2SeqModel",
+    "GruSeq2SeqModelOutput",
+    "GruSeq2SeqPreTrainedModel",
+    "GruSeq2SeqState",
+    "GruSeq2SeqTokenizer",
+    "TranslationPipeline",
+    # DeViSE
+    "DeviseConfig",
+    "DeviseImageProcessor",
+    "DeviseIndex",
+    "DeviseModel",
+    "DeviseOutput",
+    "DevisePreTrainedModel",
+    "DeviseProcessor",
+    "DeviseTokenizer",
+    "EfficientNetLiteConfig",
+    "EfficientNetLiteForImageClassification",
+    "EfficientNetLiteModel",
+    "ImageSearchPipeline",
+    "load_devise_word_vectors",
+    "make_image_grid",
+    "save_image_grid",
     "__version__",
 ]

@@ -1,9 +1,12 @@
 import importlib.util
+import io
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 from accelerate.state import AcceleratorState
+from huggingface_hub import CommitInfo, HfApi, RepoUrl
 
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -28,3 +31,31 @@ def load_script(monkeypatch):
         return run
 
     return load
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """`HfApi` uploads land in `<tmp>/remote/<repo_id>`; returns (remote folder, the uploads in order)."""
+    remote, uploads = tmp_path / "remote", []
+
+    def create_repo(self, repo_id, **kwargs):
+        (remote / repo_id).mkdir(parents=True, exist_ok=True)
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def upload_folder(self, *, folder_path, repo_id, ignore_patterns=(), **kwargs):
+        uploads.append("folder")
+        shutil.copytree(
+            folder_path, remote / repo_id, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*ignore_patterns)
+        )
+        return CommitInfo(f"https://huggingface.co/{repo_id}/commit/1", "", "", "1" * 40)
+
+    def upload_file(self, *, path_or_fileobj, path_in_repo, repo_id, **kwargs):
+        uploads.append(path_in_repo)
+        data = path_or_fileobj if isinstance(path_or_fileobj, bytes) else io.BytesIO(path_or_fileobj).read()
+        (remote / repo_id / path_in_repo).write_bytes(data)
+        return CommitInfo(f"https://huggingface.co/{repo_id}/commit/2", "", "", "2" * 40)
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    monkeypatch.setattr(HfApi, "upload_file", upload_file)
+    return remote, uploads

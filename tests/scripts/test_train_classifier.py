@@ -1,9 +1,12 @@
 """scripts/train_classifier.py, run for real on a tiny labelled corpus from a tiny saved language model."""
 
 import json
+import shutil
 
 import pytest
-from transformers import pipeline
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, pipeline
 
 
 @pytest.fixture
@@ -19,32 +22,33 @@ def reviews(tmp_path, corpus):
     return path
 
 
+def common_args(saved_lm, reviews):
+    return [
+        "--model_name_or_path",
+        saved_lm,
+        "--train_file",
+        reviews,
+        "--text_column",
+        "review",
+        "--label_column",
+        "sentiment",
+        "--per_device_train_batch_size",
+        6,
+        "--unfreeze",
+        "1,all",
+        "--learning_rates",
+        "1e-2,5e-3",
+        "--epochs",
+        "1,2",
+        "--validation_split_percentage",
+        25,
+    ]
+
+
 def test_gradual_unfreezing_trains_and_saves_a_pipeline_ready_classifier(script, saved_lm, reviews, tmp_path, capsys):
     out = tmp_path / "classifier"
-    script(
-        [
-            "--model_name_or_path",
-            saved_lm,
-            "--train_file",
-            reviews,
-            "--text_column",
-            "review",
-            "--label_column",
-            "sentiment",
-            "--output_dir",
-            out,
-            "--per_device_train_batch_size",
-            8,
-            "--unfreeze",
-            "1,2,all",
-            "--learning_rates",
-            "1e-2,5e-3,1e-3",
-            "--epochs",
-            "1,1,1",
-            "--validation_split_percentage",
-            25,
-        ]
-    )
+    three_stages = ["--unfreeze", "1,2,all", "--learning_rates", "1e-2,5e-3,1e-3", "--epochs", "1,1,1"]
+    script([*common_args(saved_lm, reviews), *three_stages, "--output_dir", out])
     printed = capsys.readouterr().out
     assert "labels: ['neg', 'pos']" in printed
     assert "epoch 0 (unfreeze_1)" in printed and "epoch 2 (unfreeze_all)" in printed
@@ -77,19 +81,55 @@ def test_validation_labels_never_seen_in_training_fail_clearly(script, saved_lm,
 
 def test_stage_options_must_line_up(script, saved_lm, reviews, tmp_path):
     with pytest.raises(ValueError, match="one value per stage"):
-        script(
-            [
-                "--model_name_or_path",
-                saved_lm,
-                "--train_file",
-                reviews,
-                "--text_column",
-                "review",
-                "--label_column",
-                "sentiment",
-                "--unfreeze",
-                "1,all",
-                "--epochs",
-                "1",
-            ]
-        )
+        script([*common_args(saved_lm, reviews), "--epochs", "1"])  # two stages, one epoch count
+
+
+def assert_same_run(resumed, reference):
+    expected, actual = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
+    log = json.loads((reference / "training_log.json").read_text())
+    assert json.loads((resumed / "training_log.json").read_text()) == log
+
+
+def resume(script, args, reference, checkpoint, tmp_path):
+    resumed = tmp_path / f"resumed-{checkpoint}"
+    shutil.copytree(reference / checkpoint, resumed / checkpoint)
+    script([*args, "--output_dir", resumed, "--resume_from_checkpoint", "latest"])
+    return resumed
+
+
+def test_a_run_resumed_mid_epoch_or_at_a_stage_boundary_ends_with_the_same_weights(
+    script, saved_lm, reviews, tmp_path
+):
+    args = common_args(saved_lm, reviews)
+    reference = tmp_path / "reference"
+    script([*args, "--output_dir", reference, "--checkpointing_steps", 1])
+    steps_per_epoch = json.loads((reference / "training_log.json").read_text())[0]["step"]
+    assert steps_per_epoch > 2
+    for checkpoint in ("step_2", f"step_{steps_per_epoch}"):  # dropout masks, batch order, one-cycle, frozen groups
+        assert_same_run(resume(script, args, reference, checkpoint, tmp_path), reference)
+
+
+def test_epoch_checkpoints_resume_and_push_to_hub_uploads_the_classifier_then_its_card(
+    script, saved_lm, reviews, tmp_path, fake_hub
+):
+    remote, uploads = fake_hub
+    args = common_args(saved_lm, reviews)
+    reference = tmp_path / "reference"
+    script([*args, "--output_dir", reference, "--checkpointing_steps", "epoch"])
+    script([*args, "--output_dir", reference, "--push_to_hub", "--hub_model_id", "me/tiny-ulmfit"])
+    assert_same_run(resume(script, args, reference, "epoch_1", tmp_path), reference)
+
+    pushed = remote / "me" / "tiny-ulmfit"
+    assert uploads == ["folder", "README.md"]  # the card last, so that nothing overwrites it
+    assert not list(pushed.glob("epoch_*")) and list(reference.glob("epoch_*"))  # checkpoints stay local
+    card = (pushed / "README.md").read_text()
+    assert "pipeline_tag: text-classification" in card and "model-index" in card
+    reloaded = AutoModelForSequenceClassification.from_pretrained(pushed)
+    assert reloaded.config.id2label == {0: "neg", 1: "pos"}
+
+
+def test_checkpointing_steps_must_be_a_number_or_epoch(script, saved_lm, reviews, tmp_path):
+    with pytest.raises(ValueError, match="--checkpointing_steps"):
+        script([*common_args(saved_lm, reviews), "--output_dir", tmp_path / "out", "--checkpointing_steps", "often"])

@@ -1,20 +1,16 @@
 """scripts/train_language_model.py run for real on a tiny corpus: in-process, as subprocesses, as two processes."""
 
-import io
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
-from huggingface_hub import CommitInfo, HfApi, RepoUrl
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -188,49 +184,25 @@ def test_a_diverging_run_stops_without_saving(script, corpus, tmp_path):
     assert not (out / "model.safetensors").exists()
 
 
-def test_push_to_hub_uploads_the_folder_then_the_card(script, corpus, tmp_path):
-    remote = tmp_path / "remote"
-    uploads = []
-
-    def create_repo(self, repo_id, **kwargs):
-        (remote / repo_id).mkdir(parents=True, exist_ok=True)
-        return RepoUrl(f"https://huggingface.co/{repo_id}")
-
-    def upload_folder(self, *, folder_path, repo_id, ignore_patterns=(), **kwargs):
-        uploads.append("folder")
-        shutil.copytree(
-            folder_path, remote / repo_id, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*ignore_patterns)
-        )
-        return CommitInfo(f"https://huggingface.co/{repo_id}/commit/1", "", "", "1" * 40)
-
-    def upload_file(self, *, path_or_fileobj, path_in_repo, repo_id, **kwargs):
-        uploads.append(path_in_repo)
-        data = path_or_fileobj if isinstance(path_or_fileobj, bytes) else io.BytesIO(path_or_fileobj).read()
-        (remote / repo_id / path_in_repo).write_bytes(data)
-        return CommitInfo(f"https://huggingface.co/{repo_id}/commit/2", "", "", "2" * 40)
-
+def test_push_to_hub_uploads_the_folder_then_the_card(script, corpus, tmp_path, fake_hub):
+    remote, uploads = fake_hub
     out = tmp_path / "out"
-    with (
-        mock.patch.object(HfApi, "create_repo", create_repo),
-        mock.patch.object(HfApi, "upload_folder", upload_folder),
-        mock.patch.object(HfApi, "upload_file", upload_file),
-    ):
-        script(
-            [
-                "--train_file",
-                corpus,
-                "--output_dir",
-                out,
-                "--max_train_steps",
-                2,
-                "--push_to_hub",
-                "--hub_model_id",
-                "me/tiny-awd-lstm",
-                "--checkpointing_steps",
-                1,
-                *TINY,
-            ]
-        )
+    script(
+        [
+            "--train_file",
+            corpus,
+            "--output_dir",
+            out,
+            "--max_train_steps",
+            2,
+            "--push_to_hub",
+            "--hub_model_id",
+            "me/tiny-awd-lstm",
+            "--checkpointing_steps",
+            1,
+            *TINY,
+        ]
+    )
     pushed = remote / "me" / "tiny-awd-lstm"
     assert uploads == ["folder", "README.md"]  # the card goes last, so nothing overwrites it
     assert not list(pushed.glob("step_*"))  # checkpoints stay local

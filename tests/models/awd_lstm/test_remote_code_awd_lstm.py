@@ -1,28 +1,15 @@
 """A saved folder must load where `ulmfit` is not importable, through transformers' remote code alone."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import torch
 
 
 TEXTS = ["The movie was GREAT!!! I loved it.", "I didn't like the ending."]
 
-# Runs in a fresh interpreter in which any import of `ulmfit` fails, as on a machine without the package.
-CHILD = textwrap.dedent(
-    """
+# Run by `run_without_ulmfit`, in a fresh interpreter in which any import of `ulmfit` fails.
+CHILD = """
     import json, sys
-
-    class BlockUlmfit:
-        def find_spec(self, name, path=None, target=None):
-            if name == "ulmfit" or name.startswith("ulmfit."):
-                raise ImportError("ulmfit is blocked in this test")
-            return None
-
-    sys.meta_path.insert(0, BlockUlmfit())
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
@@ -43,8 +30,7 @@ CHILD = textwrap.dedent(
         "generated": generated.tolist(),
         "decoded": tokenizer.decode(batch.input_ids[0], skip_special_tokens=True),
     }))
-    """
-)
+"""
 
 
 def test_saved_folder_has_remote_code_files(saved_lm):
@@ -55,18 +41,8 @@ def test_saved_folder_has_remote_code_files(saved_lm):
     assert set(auto_map) >= {"AutoConfig", "AutoModel", "AutoModelForCausalLM"}
 
 
-def test_saved_folder_loads_without_ulmfit_with_identical_outputs(saved_lm, tiny_model, tokenizer, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(saved_lm), json.dumps(TEXTS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    child = json.loads(result.stdout.strip().splitlines()[-1])
+def test_saved_folder_loads_without_ulmfit_with_identical_outputs(saved_lm, tiny_model, tokenizer, run_without_ulmfit):
+    child = run_without_ulmfit(CHILD, saved_lm, json.dumps(TEXTS))
 
     assert child["classes"] == ["AwdLstmTokenizer", "AwdLstmForCausalLM", "AwdLstmModel"]
     assert child["modules"] == ["transformers_modules"] and not child["ulmfit_loaded"]

@@ -1,0 +1,478 @@
+"""PyTorch DeViSE, as a transformers model.
+
+DeViSE (Frome, Corrado, Shlens, Bengio, Dean, Ranzato & Mikolov, "DeViSE: A Deep Visual-Semantic Embedding Model",
+NeurIPS 2013) trains an image model to predict the word vector of an image's label instead of the label's index. Images
+then live in the word-vector space: they can be labelled with words the image model never saw (zero-shot), found by
+typing a word, and compared with each other. This port follows fast.ai's 2018 `devise.ipynb` (course part 2, lesson
+11): a pretrained body, fastai's concat pooling and a two-layer head trained with the cosine loss, with the backbone
+frozen and its features precomputed (`precompute=True`). What we changed or added:
+
+- the output is L2-normalised (`image_embeds`), so similarities are plain dot products;
+- the paper's hinge rank loss is an option (`loss_type="hinge_rank"`, margin 0.1, cosine similarity);
+- the word vectors travel with the model as a frozen table (`word_embeddings`), so text is embedded the way CLIP's
+  text tower does it: `get_text_features` averages the unit vectors of a label's words (fastText's sentence vector),
+  and `forward(input_ids=..., pixel_values=...)` gives CLIP's `logits_per_image`, which the stock
+  `zero-shot-image-classification` pipeline reads;
+- any transformers vision model can be the backbone (`backbone_config`), including our EfficientNet-Lite.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput, logging
+
+from .configuration_devise import DeviseConfig
+from .configuration_efficientnet_lite import EfficientNetLiteConfig
+from .modeling_efficientnet_lite import EfficientNetLiteModel
+
+
+logger = logging.get_logger(__name__)
+
+# The Auto classes a folder saved with remote code loads with (see `save_pretrained`).
+_AUTO_MAP = {
+    "AutoModel": "modeling_devise.DeviseModel",
+    "AutoModelForZeroShotImageClassification": "modeling_devise.DeviseModel",
+}
+
+
+def cosine_loss(image_embeds: torch.Tensor, target_embeds: torch.Tensor) -> torch.Tensor:
+    """The notebook's `cos_loss`: 1 - mean cosine similarity between predicted and target word vectors."""
+    return 1.0 - F.cosine_similarity(image_embeds, target_embeds, dim=-1).mean()
+
+
+def hinge_rank_loss(
+    image_embeds: torch.Tensor, candidate_embeds: torch.Tensor, positive_index: torch.Tensor, margin: float
+) -> torch.Tensor:
+    """
+    The DeViSE paper's hinge rank loss (Frome et al. 2013, eq. 1): for every label j other than the true one,
+    `max(0, margin - s(v, t_label) + s(v, t_j))`, summed over j and averaged over the batch. We use the cosine
+    similarity s (the embeddings are unit length) where the paper used a dot product with a linear map.
+
+    Args:
+        image_embeds: `(batch_size, dim)`, unit length.
+        candidate_embeds: `(num_candidates, dim)`, the label vectors to rank against.
+        positive_index: `(batch_size,)`, the row of `candidate_embeds` that is each image's label.
+        margin: the margin (0.1 in the paper).
+    """
+    scores = image_embeds @ F.normalize(candidate_embeds, dim=-1).T  # (batch, num_candidates)
+    positive = scores.gather(1, positive_index[:, None])  # (batch, 1)
+    violations = (margin - positive + scores).clamp(min=0.0)
+    is_positive = F.one_hot(positive_index, num_classes=candidate_embeds.shape[0]).bool()
+    return violations.masked_fill(is_positive, 0.0).sum(dim=1).mean()
+
+
+class DeviseConcatPooling(nn.Module):
+    """
+    fastai's `AdaptiveConcatPool2d`: the maximum and the average of every channel over all positions, concatenated
+    (maximum first), so the head sees both "is it anywhere" and "how much of it". A ViT-style token sequence is pooled
+    over its tokens the same way.
+    """
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        if feature_map.dim() == 4:
+            positions = feature_map.flatten(2)  # (batch, channels, height, width) -> (batch, channels, positions)
+        elif feature_map.dim() == 3:
+            positions = feature_map.transpose(1, 2)  # (batch, tokens, channels) -> (batch, channels, tokens)
+        else:
+            raise ValueError(
+                f"The backbone returned a tensor of shape {tuple(feature_map.shape)}; DeViSE pools a feature map "
+                "(batch, channels, height, width) or a token sequence (batch, tokens, channels)."
+            )
+        return torch.cat([positions.amax(dim=-1), positions.mean(dim=-1)], dim=-1)  # (batch, 2 * channels)
+
+
+class DeviseHead(nn.Module):
+    """
+    The notebook's head (fastai 0.7 `ConvnetBuilder(..., is_reg=True, xtra_fc=[1024], ps=[0.2, 0.2])`): BatchNorm ->
+    Dropout -> Linear -> ReLU, then BatchNorm -> Dropout -> Linear to the word-vector dimension, with no final
+    activation (a regression onto word vectors).
+    """
+
+    def __init__(self, config: DeviseConfig):
+        super().__init__()
+        pooled_size = 2 * config.backbone_hidden_size
+        self.norm_pooled = nn.BatchNorm1d(pooled_size)
+        self.dropout_pooled = nn.Dropout(config.pooled_dropout)
+        self.dense = nn.Linear(pooled_size, config.head_hidden_size)
+        self.activation = nn.ReLU()
+        self.norm_hidden = nn.BatchNorm1d(config.head_hidden_size)
+        self.dropout_hidden = nn.Dropout(config.hidden_dropout)
+        self.projection = nn.Linear(config.head_hidden_size, config.projection_dim)
+
+    def forward(self, pooled_features: torch.Tensor) -> torch.Tensor:
+        hidden = self.activation(self.dense(self.dropout_pooled(self.norm_pooled(pooled_features))))
+        return self.projection(self.dropout_hidden(self.norm_hidden(hidden)))
+
+
+class DeviseWordVectors(nn.Module):
+    """
+    The frozen word-vector table: row i is the vector of the tokenizer's id i. It is a buffer rather than a parameter,
+    so no optimiser or `requires_grad_` call can ever train it; it is saved and loaded with the weights all the same.
+    """
+
+    def __init__(self, vocab_size: int, dim: int):
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(vocab_size, dim))
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(input_ids, self.weight)
+
+
+@dataclass
+class DeviseOutput(ModelOutput):
+    """
+    Output of [`DeviseModel`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` or `label_embeds` is given):
+            The cosine loss or the hinge rank loss (`config.loss_type`).
+        logits_per_image (`torch.FloatTensor` of shape `(image_batch_size, text_batch_size)`, *optional*):
+            `logit_scale` x cosine similarity of every image to every text (when both are given), as CLIP's.
+        logits_per_text (`torch.FloatTensor` of shape `(text_batch_size, image_batch_size)`, *optional*):
+            The transpose of `logits_per_image`.
+        image_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`, *optional*):
+            Unit-length image embeddings in the word-vector space.
+        text_embeds (`torch.FloatTensor` of shape `(text_batch_size, projection_dim)`, *optional*):
+            Unit-length text embeddings: the average of each text's unit word vectors, normalised.
+        pooler_output (`torch.FloatTensor` of shape `(batch_size, 2 * backbone_hidden_size)`, *optional*):
+            The concat-pooled backbone features: what `image_features=` takes, to train the head on cached features.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The backbone's hidden states.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits_per_image: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    image_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+class DevisePreTrainedModel(PreTrainedModel):
+    """Weight initialisation and saving shared by the DeViSE models."""
+
+    config_class = DeviseConfig
+    config: DeviseConfig
+    base_model_prefix = "devise"
+    main_input_name = "pixel_values"
+    input_modalities = ("image", "text")
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        """
+        fastai 0.7's head initialisation (`apply_init(fc_model, kaiming_normal)`, zero biases, BatchNorm at identity)
+        and empty word and label tables. The backbone, a transformers model of its own, is initialised by its own
+        `_init_weights`, so every Linear and BatchNorm1d met here belongs to the head. transformers 5 calls this on the
+        leaf modules whose weights are missing, so the BatchNorm statistics (buffers) must be set here too.
+        """
+        if isinstance(module, nn.Linear):
+            init.kaiming_normal_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm1d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, DeviseWordVectors):
+            init.zeros_(module.weight)
+        elif isinstance(module, DeviseModel):
+            init.zeros_(module.label_embeddings)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """
+        `PreTrainedModel.save_pretrained`. The saved config says `use_pretrained_backbone=False` (the checkpoint holds
+        the backbone's weights), and a folder saved with remote code loads with every DeViSE Auto class.
+        """
+        if self._auto_class is not None:
+            self.config.auto_map = {**_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        use_pretrained_backbone = self.config.use_pretrained_backbone
+        self.config.use_pretrained_backbone = False
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            self.config.use_pretrained_backbone = use_pretrained_backbone
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`; a model saved with a frozen backbone comes back frozen."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # `output_loading_info=True` gives a tuple
+        # loading replaces the parameters, which forgets `requires_grad`
+        if model.config.freeze_backbone:
+            model.freeze_backbone()
+        return loaded
+
+
+def build_backbone(config: DeviseConfig) -> PreTrainedModel:
+    """The vision model of `config.backbone_config`, with the weights of `config.backbone` if asked for."""
+    backbone_config = config.backbone_config
+    # EfficientNet-Lite is built directly so that remote code needs no Auto registration. The test is by name: remote
+    # code loads the config and the model files as separate modules, each with its own copy of the config class.
+    is_lite = backbone_config.model_type == EfficientNetLiteConfig.model_type
+    model_class = EfficientNetLiteModel if is_lite else AutoModel
+    if config.use_pretrained_backbone:
+        return model_class.from_pretrained(config.backbone, config=backbone_config)
+    if model_class is AutoModel:
+        return AutoModel.from_config(backbone_config)
+    return model_class(backbone_config)
+
+
+class DeviseModel(DevisePreTrainedModel):
+    """
+    DeViSE: an image backbone, concat pooling and the notebook's head, mapping images onto unit-length word vectors;
+    plus a frozen word-vector table that embeds text into the same space.
+
+    Training follows the notebook: with `config.freeze_backbone`, compute `get_backbone_features` once per image and
+    train the head on them with `forward(image_features=..., label_embeds=...)`; then unfreeze and fine-tune on
+    `pixel_values`. Labels are given either as target vectors (`label_embeds`) or as class ids into the label table
+    set by `set_label_embeddings`.
+    """
+
+    def __init__(self, config: DeviseConfig):
+        super().__init__(config)
+        self.backbone = build_backbone(config)
+        self.pooling = DeviseConcatPooling()
+        self.head = DeviseHead(config)
+        # frozen word vectors (row i: the tokenizer's id i), the text side of the shared space
+        self.word_embeddings = DeviseWordVectors(config.vocab_size, config.projection_dim)
+        # the word vector of every training class (`config.id2label` order), for labels given as class ids
+        self.register_buffer("label_embeddings", torch.zeros(config.num_labels, config.projection_dim))
+        if config.freeze_backbone:
+            self.backbone.requires_grad_(False)
+        self.post_init()
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Backbone freezing (fastai's `freeze()` + `bn_freeze(True)`)
+
+    def freeze_backbone(self):
+        """Stop training the backbone: no gradients, and its BatchNorm statistics stay as they are."""
+        self.config.freeze_backbone = True
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+
+    def unfreeze_backbone(self):
+        """Train the backbone again (fine-tuning after the head has been trained on cached features)."""
+        self.config.freeze_backbone = False
+        self.backbone.requires_grad_(True)
+        self.backbone.train(self.training)
+
+    def train(self, mode: bool = True):
+        """`nn.Module.train`, except that a frozen backbone stays in eval mode (fastai's `bn_freeze(True)`)."""
+        super().train(mode)
+        if self.config.freeze_backbone:
+            self.backbone.eval()
+        return self
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Word and label tables
+
+    @torch.no_grad()
+    def set_word_vectors(self, vectors: torch.Tensor):
+        """
+        Replace the word-vector table: row i is the vector of the tokenizer's id i (see
+        `load_devise_word_vectors`). The table may grow, e.g. after `DeviseTokenizer.add_words`; `config.vocab_size`
+        follows.
+        """
+        if vectors.dim() != 2 or vectors.shape[1] != self.config.projection_dim:
+            raise ValueError(
+                f"Word vectors must have shape (num_words, {self.config.projection_dim}) to match projection_dim; "
+                f"got {tuple(vectors.shape)}."
+            )
+        weight = self.word_embeddings.weight
+        self.word_embeddings.weight = vectors.detach().to(device=weight.device, dtype=weight.dtype).clone()
+        self.config.vocab_size = vectors.shape[0]
+
+    @torch.no_grad()
+    def set_label_embeddings(self, label_embeds: torch.Tensor, labels: list[str] | None = None):
+        """
+        Set the table that class ids index (`forward(labels=...)`, and the candidates of the hinge rank loss): one
+        vector per training class, e.g. `get_text_features` of the class names. `labels` (the class names) become
+        `config.id2label`.
+        """
+        if label_embeds.dim() != 2 or label_embeds.shape[1] != self.config.projection_dim:
+            raise ValueError(
+                f"Label vectors must have shape (num_labels, {self.config.projection_dim}); got "
+                f"{tuple(label_embeds.shape)}."
+            )
+        if labels is not None and len(labels) != label_embeds.shape[0]:
+            raise ValueError(f"Got {len(labels)} label names for {label_embeds.shape[0]} label vectors.")
+        buffer = self.label_embeddings
+        self.label_embeddings = label_embeds.detach().to(device=buffer.device, dtype=buffer.dtype).clone()
+        names = labels if labels is not None else [f"LABEL_{index}" for index in range(label_embeds.shape[0])]
+        self.config.id2label = dict(enumerate(names))
+        self.config.label2id = {name: index for index, name in enumerate(names)}
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Features
+
+    def get_backbone_features(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """
+        The concat-pooled backbone features `(batch_size, 2 * backbone_hidden_size)` (and the backbone's hidden states
+        if asked): what the notebook's `precompute=True` caches, and what `image_features=` takes.
+        """
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_backbone):
+            outputs = self.backbone(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
+        pooled = self.pooling(outputs.last_hidden_state)
+        return pooled, (outputs.hidden_states if output_hidden_states else None)
+
+    def get_image_features(
+        self, pixel_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Unit-length image embeddings `(batch_size, projection_dim)`, from images or cached backbone features."""
+        if (pixel_values is None) == (image_features is None):
+            raise ValueError("Give exactly one of `pixel_values` and `image_features` (cached backbone features).")
+        if pixel_values is not None:
+            image_features, _ = self.get_backbone_features(pixel_values)
+        expected = 2 * self.config.backbone_hidden_size
+        if image_features.dim() != 2 or image_features.shape[1] != expected:
+            raise ValueError(
+                f"`image_features` must be concat-pooled backbone features of shape (batch_size, {expected}); got "
+                f"{tuple(image_features.shape)}."
+            )
+        return F.normalize(self.head(image_features), dim=-1)
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Unit-length text embeddings `(batch_size, projection_dim)`: the mean of the unit word vectors of each text
+        (fastText's `get_sentence_vector`), normalised, so that a multi-word label such as "European fire salamander"
+        or a query such as "engine + boat" weighs its words equally.
+        """
+        if self.config.vocab_size == 0:
+            raise ValueError(
+                "This DeViSE model has no word vectors (vocab_size=0); load them with `set_word_vectors` (see "
+                "`load_devise_word_vectors`) to embed text."
+            )
+        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
+            raise ValueError(
+                f"`input_ids` holds ids in [{int(input_ids.min())}, {int(input_ids.max())}] but the word table has "
+                f"{self.config.vocab_size} rows: was this text encoded with another model's tokenizer?"
+            )
+        word_vectors = F.normalize(self.word_embeddings(input_ids), dim=-1)  # (batch, words, dim)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        mask = attention_mask.to(word_vectors.dtype)[..., None]  # (batch, words, 1)
+        counts = mask.sum(dim=1)  # (batch, 1)
+        if (counts == 0).any():
+            empty = (counts[:, 0] == 0).nonzero()[:, 0].tolist()
+            raise ValueError(f"Texts {empty} of the batch have no words to embed.")
+        return F.normalize((word_vectors * mask).sum(dim=1) / counts, dim=-1)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Forward
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        label_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> DeviseOutput | tuple:
+        """
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`, *optional*):
+                Images, as [`DeviseImageProcessor`] prepares them.
+            image_features (`torch.FloatTensor` of shape `(batch_size, 2 * backbone_hidden_size)`, *optional*):
+                Cached concat-pooled backbone features (`get_backbone_features`, or `pooler_output` of an earlier
+                call) instead of `pixel_values`: the head is then trained without running the backbone.
+            input_ids (`torch.LongTensor` of shape `(text_batch_size, words)`, *optional*):
+                Texts encoded by [`DeviseTokenizer`] (labels, queries); with images, `logits_per_image` compares
+                every image with every text.
+            attention_mask (`torch.LongTensor` of shape `(text_batch_size, words)`, *optional*):
+                1 for words, 0 for padding.
+            labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+                Class ids into the label table (`set_label_embeddings`).
+            label_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`, *optional*):
+                Target word vectors, instead of `labels`. The hinge rank loss then ranks against the other distinct
+                targets of the batch.
+            output_hidden_states (`bool`, *optional*):
+                Also return the backbone's hidden states.
+            return_dict (`bool`, *optional*):
+                Return a [`DeviseOutput`] (default) or a tuple.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        if pixel_values is not None and image_features is not None:
+            raise ValueError("Give `pixel_values` or cached `image_features`, not both.")
+
+        # 1. Images -> concat-pooled backbone features -> head -> unit vectors
+        pooled = hidden_states = image_embeds = None
+        if pixel_values is not None:
+            pooled, hidden_states = self.get_backbone_features(pixel_values, output_hidden_states)
+        elif image_features is not None:
+            pooled = image_features
+        if pooled is not None:
+            image_embeds = self.get_image_features(image_features=pooled)
+
+        # 2. Texts -> averaged unit word vectors; with images, CLIP-style similarity logits
+        text_embeds = logits_per_image = logits_per_text = None
+        if input_ids is not None:
+            text_embeds = self.get_text_features(input_ids, attention_mask)
+        if image_embeds is not None and text_embeds is not None:
+            logits_per_image = self.config.logit_scale * image_embeds @ text_embeds.T  # (images, texts)
+            logits_per_text = logits_per_image.T
+
+        # 3. The loss against the labels' word vectors
+        loss = None
+        if labels is not None or label_embeds is not None:
+            if image_embeds is None:
+                raise ValueError("A loss needs images: give `pixel_values` or `image_features` with the labels.")
+            loss = self._loss(image_embeds, labels, label_embeds)
+
+        output = DeviseOutput(
+            loss=loss,
+            logits_per_image=logits_per_image,
+            logits_per_text=logits_per_text,
+            image_embeds=image_embeds,
+            text_embeds=text_embeds,
+            pooler_output=pooled,
+            hidden_states=hidden_states,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _loss(
+        self, image_embeds: torch.Tensor, labels: torch.Tensor | None, label_embeds: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The configured loss, with targets as class ids into the label table or as vectors."""
+        if labels is not None and label_embeds is not None:
+            raise ValueError("Give the targets as `labels` (class ids) or as `label_embeds` (vectors), not both.")
+        if label_embeds is not None:
+            if label_embeds.shape != image_embeds.shape:
+                raise ValueError(
+                    f"`label_embeds` must have shape {tuple(image_embeds.shape)} (one word vector per image); got "
+                    f"{tuple(label_embeds.shape)}."
+                )
+            # the distinct targets of the batch are the candidates of the hinge rank loss
+            candidates, positive_index = torch.unique(label_embeds, dim=0, return_inverse=True)
+        else:
+            num_labels = self.label_embeddings.shape[0]
+            if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
+                raise ValueError(
+                    f"`labels` holds class ids in [{int(labels.min())}, {int(labels.max())}] but the label table has "
+                    f"{num_labels} rows; set it with `set_label_embeddings`."
+                )
+            candidates, positive_index = self.label_embeddings, labels
+            if (candidates[labels].norm(dim=-1) == 0).any():
+                raise ValueError(
+                    "Some labels have an all-zero vector: set the label table with `set_label_embeddings`."
+                )
+        if self.config.loss_type == "hinge_rank":
+            return hinge_rank_loss(image_embeds, candidates, positive_index, self.config.hinge_margin)
+        return cosine_loss(image_embeds, candidates[positive_index])
+
+
+__all__ = ["DeviseModel", "DeviseOutput", "DevisePreTrainedModel"]

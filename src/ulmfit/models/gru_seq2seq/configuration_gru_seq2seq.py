@@ -1,0 +1,142 @@
+"""Configuration of the attention GRU encoder-decoder of fast.ai's 2018 `translate.ipynb` (lesson 11)."""
+
+from transformers import PretrainedConfig
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+
+class GruSeq2SeqConfig(PretrainedConfig):
+    r"""
+    Configuration of a GRU encoder-decoder with additive attention (Bahdanau, Cho & Bengio 2014, arXiv:1409.0473), the
+    French -> English translator of fast.ai's 2018 course (`courses/dl2/translate.ipynb`, lesson 11). The defaults
+    reproduce the notebook's final ("All") model: 300-d embeddings, a 2-layer bidirectional GRU encoder of 256 units
+    per direction, a 2-layer GRU decoder of 300 units whose input is the previous word's embedding combined with the
+    attention context, an output layer tied to the decoder embedding, and the notebook's dropouts. Special tokens
+    follow fastai: `xxunk xxpad xxbos xxeos ...` have ids 0, 1, 2, 3 in both vocabularies; decoding starts from
+    `xxbos` and every sequence ends with `xxeos`.
+
+    As in the notebook, the decoder GRU works at `embedding_size` (fastai `em_sz_dec`), so its output feeds the tied
+    output layer directly, and the attention's hidden size is `embedding_size` too.
+
+    Args:
+        vocab_size (`int`, *optional*, defaults to 24793):
+            Size of the source (French) vocabulary (the notebook's French vocabulary had 24,793 tokens).
+        decoder_vocab_size (`int`, *optional*, defaults to 17573):
+            Size of the target (English) vocabulary, the rows of the decoder embedding and of the output layer
+            (the notebook's English vocabulary had 17,573 tokens).
+        embedding_size (`int`, *optional*, defaults to 300):
+            Size of the source and target word embeddings (fastai `em_sz_enc`, `em_sz_dec`: fastText's 300-d vectors),
+            of the decoder GRU, and of the attention.
+        hidden_size (`int`, *optional*, defaults to 256):
+            Hidden size of each direction of the bidirectional encoder GRU (fastai `nh`), so the encoder outputs have
+            `2 * hidden_size` features.
+        num_hidden_layers (`int`, *optional*, defaults to 2):
+            Layers of the encoder GRU and of the decoder GRU (fastai `nl`): the encoder's final state of layer `i`
+            initialises decoder layer `i`.
+        input_dropout (`float`, *optional*, defaults to 0.15):
+            Dropout on the embedded source words (fastai `emb_enc_drop`; course-v3 `p_inp`).
+        encoder_dropout (`float`, *optional*, defaults to 0.25):
+            Dropout between the encoder GRU layers (the encoder `nn.GRU(dropout=0.25)`; course-v3 `p_enc`).
+        hidden_dropout (`float`, *optional*, defaults to 0.25):
+            Dropout on the encoder's final state before it is projected to the decoder's initial state (fastai
+            `drop_enc`: 0.25 in the notebook's "All" model, 0.05 in its bidirectional-only one; course-v3 `p_hid`).
+        decoder_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout between the decoder GRU layers (the decoder `nn.GRU(dropout=0.1)`; course-v3 `p_dec`).
+        output_dropout (`float`, *optional*, defaults to 0.35):
+            Dropout on the decoder output before the output layer (fastai `out_drop`; course-v3 `p_out`).
+        tie_word_embeddings (`bool`, *optional*, defaults to `True`):
+            Whether the output layer shares its weight with the decoder embedding (the notebook's
+            `self.out.weight.data = self.emb_dec.weight.data`).
+        initializer_range (`float`, *optional*, defaults to 1.0):
+            Standard deviation of the normal initialisation of both embeddings (PyTorch's `nn.Embedding` default,
+            which the notebook keeps for words without a pretrained vector).
+        pad_token_id (`int`, *optional*, defaults to 1):
+            Id of `xxpad` in both vocabularies.
+        bos_token_id (`int`, *optional*, defaults to 2):
+            Id of `xxbos` in both vocabularies.
+        eos_token_id (`int`, *optional*, defaults to 3):
+            Id of `xxeos`, appended to every source and target sequence.
+        decoder_start_token_id (`int`, *optional*, defaults to 2):
+            The decoder's first input (`xxbos`); `labels` are shifted right behind it, as in Marian.
+
+    Example:
+    ```python
+    >>> from ulmfit import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+    >>> config = GruSeq2SeqConfig(vocab_size=1000, decoder_vocab_size=800, embedding_size=32, hidden_size=24)
+    >>> model = GruSeq2SeqForConditionalGeneration(config)
+    ```
+    """
+
+    model_type = "gru_seq2seq"
+
+    def __init__(
+        self,
+        vocab_size: int = 24793,
+        decoder_vocab_size: int = 17573,
+        embedding_size: int = 300,
+        hidden_size: int = 256,
+        num_hidden_layers: int = 2,
+        input_dropout: float = 0.15,
+        encoder_dropout: float = 0.25,
+        hidden_dropout: float = 0.25,
+        decoder_dropout: float = 0.1,
+        output_dropout: float = 0.35,
+        tie_word_embeddings: bool = True,
+        initializer_range: float = 1.0,
+        pad_token_id: int = 1,
+        bos_token_id: int = 2,
+        eos_token_id: int = 3,
+        decoder_start_token_id: int = 2,
+        is_encoder_decoder: bool = True,
+        **kwargs,
+    ):
+        self.vocab_size = vocab_size
+        self.decoder_vocab_size = decoder_vocab_size
+        self.embedding_size = embedding_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.input_dropout = input_dropout
+        self.encoder_dropout = encoder_dropout
+        self.hidden_dropout = hidden_dropout
+        self.decoder_dropout = decoder_dropout
+        self.output_dropout = output_dropout
+        self.tie_word_embeddings = tie_word_embeddings
+        self.initializer_range = initializer_range
+        self.pad_token_id = pad_token_id
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self.decoder_start_token_id = decoder_start_token_id
+        super().__init__(is_encoder_decoder=is_encoder_decoder, **kwargs)
+        self._validate_gru_seq2seq()
+
+    def _validate_gru_seq2seq(self):
+        """Reject values no translator can be built from, naming the field and the value."""
+        if self.is_encoder_decoder is not True:
+            raise ValueError(
+                f"GruSeq2Seq is an encoder-decoder: `is_encoder_decoder` must be True, got {self.is_encoder_decoder!r}"
+            )
+        for name in ("vocab_size", "decoder_vocab_size", "embedding_size", "hidden_size", "num_hidden_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        for name in ("input_dropout", "encoder_dropout", "hidden_dropout", "decoder_dropout", "output_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` is a dropout probability and must be in [0, 1), got {value!r}.")
+        value = self.initializer_range
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"`initializer_range` must be a positive number, got {value!r}.")
+        # The special tokens exist in both vocabularies, at the same ids (fastai's fixed special tokens).
+        smallest = min(self.vocab_size, self.decoder_vocab_size)
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < smallest:
+                raise ValueError(
+                    f"`{name}`={value!r} must be an id in both vocabularies (vocab_size={self.vocab_size}, "
+                    f"decoder_vocab_size={self.decoder_vocab_size})."
+                )
+
+
+__all__ = ["GruSeq2SeqConfig"]

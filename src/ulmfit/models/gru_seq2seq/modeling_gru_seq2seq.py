@@ -1,0 +1,693 @@
+"""PyTorch GRU encoder-decoder with additive attention, as a transformers model.
+
+This is the French -> English translator of fast.ai's 2018 course (`courses/dl2/translate.ipynb`, lesson 11, the
+"All" model: bidirectional encoder + attention + teacher forcing), itself a small version of Bahdanau, Cho & Bengio,
+"Neural Machine Translation by Jointly Learning to Align and Translate" (ICLR 2015, arXiv:1409.0473):
+
+- the encoder is a bidirectional GRU over the source embeddings; its final state (both directions concatenated per
+  layer) is projected to the decoder's initial state (the notebook's `out_enc`);
+- at every step the decoder scores each source position with additive attention, `v . tanh(W1 e_s + W2 h)`, where
+  `h` is the decoder's top-layer state before the step, and feeds `[embedding of the previous word, context]` through a
+  linear layer (`l3`) into its GRU ("input feeding");
+- the output layer is tied to the decoder embedding, and the loss is cross-entropy over the target words.
+
+What we changed from the notebook:
+
+- padding is masked: the encoder packs the source sequences, attention gives padded positions zero weight, and the
+  loss ignores padded targets (the notebook's loss counted pad positions);
+- the recurrent state is passed in and returned (`state=`, a [`GruSeq2SeqState`]), so `generate()` decodes one token
+  per step with the state carried (greedy and beam search), and the source keys `W1 e_s` are projected once per
+  sentence instead of once per step;
+- teacher forcing is a forward argument (`teacher_forcing_ratio`), drawn once per step for the whole batch as the
+  notebook's `Seq2SeqStepper` does; the schedule that decays it lives in the training script.
+
+With full teacher forcing the decoder still runs step by step, because each step's attention reads the state the
+previous step produced (input feeding); what the fast path saves is the output layer, computed once for all steps.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.utils import ModelOutput, logging
+
+from .configuration_gru_seq2seq import GruSeq2SeqConfig
+
+
+logger = logging.get_logger(__name__)
+
+# Every head in this file, for the `auto_map` of a folder saved with remote code (see `save_pretrained`).
+_AUTO_MAP = {
+    "AutoModel": "modeling_gru_seq2seq.GruSeq2SeqModel",
+    "AutoModelForSeq2SeqLM": "modeling_gru_seq2seq.GruSeq2SeqForConditionalGeneration",
+}
+# transformers 5 removed this task; a folder that names a pipeline for it in `custom_pipelines` gets it back.
+_TRANSLATION_TASK = "translation"
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Decoder inputs for teacher forcing: `decoder_start_token_id` followed by the labels but the last (Marian's)."""
+    shifted = labels.new_zeros(labels.shape)
+    shifted[:, 1:] = labels[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+def _check_ids(ids: torch.Tensor, vocab_size: int, name: str):
+    """A clear error for ids an embedding cannot look up, instead of an index error deep inside torch."""
+    if ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"`{name}` must be an integer tensor, got dtype {ids.dtype}.")
+    if ids.dim() != 2:
+        raise ValueError(f"`{name}` must have shape (batch_size, sequence_length), got {tuple(ids.shape)}.")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(
+            f"`{name}` holds ids in [{int(ids.min())}, {int(ids.max())}] but its vocabulary has {vocab_size} tokens: "
+            "was it encoded with another model's tokenizer?"
+        )
+
+
+@dataclass
+class GruSeq2SeqState(ModelOutput):
+    """
+    The decoder's recurrent state, carried between calls (and between generation steps).
+
+    Args:
+        hidden_state (`torch.FloatTensor` of shape `(num_hidden_layers, batch_size, embedding_size)`):
+            The decoder GRU's state, layer-first as `nn.GRU` takes it.
+        attention_keys (`torch.FloatTensor` of shape `(batch_size, source_length, embedding_size)`):
+            The encoder outputs projected by the attention's `W1` (the notebook's `w1e`), computed once per sentence.
+    """
+
+    hidden_state: torch.FloatTensor | None = None
+    attention_keys: torch.FloatTensor | None = None
+
+    def index_select(self, batch_index: torch.LongTensor) -> "GruSeq2SeqState":
+        """The state of the rows `batch_index` (beam search keeps the surviving beams this way)."""
+        return GruSeq2SeqState(
+            hidden_state=self.hidden_state.index_select(1, batch_index.to(self.hidden_state.device)),
+            attention_keys=self.attention_keys.index_select(0, batch_index.to(self.attention_keys.device)),
+        )
+
+
+@dataclass
+class GruSeq2SeqEncoderOutput(ModelOutput):
+    """
+    Output of [`GruSeq2SeqEncoder`]. Every tensor is batch-first, so that `generate()` can repeat it for beams.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, source_length, 2 * hidden_size)`):
+            Forward and backward GRU outputs of the top layer, concatenated (zeros at padded positions).
+        final_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_hidden_layers, 2 * hidden_size)`):
+            Each layer's final forward and backward states, concatenated (the notebook's reshaped `h`).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The embedded source and the top layer's outputs (`nn.GRU` does not expose the layers in between).
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    final_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class GruSeq2SeqModelOutput(ModelOutput):
+    """
+    Output of [`GruSeq2SeqModel`], named as transformers' `Seq2SeqModelOutput`.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, target_length, embedding_size)`):
+            Decoder GRU outputs of the top layer.
+        state ([`GruSeq2SeqState`]):
+            The decoder state after the last step; feed it back as `state=` to continue (`None` when
+            `use_cache=False`).
+        decoder_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The embedded decoder inputs and the decoder outputs.
+        decoder_attentions (`None`):
+            Always `None`: a recurrent decoder has no self-attention (the field exists for `generate()`).
+        cross_attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            One tensor of shape `(batch_size, 1, target_length, source_length)`: the attention weights of each decoder
+            step over the source positions (one "layer" with one "head", in transformers' layout).
+        encoder_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, source_length, 2 * hidden_size)`):
+            The encoder outputs.
+        encoder_hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            As in [`GruSeq2SeqEncoderOutput`].
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    state: GruSeq2SeqState | None = None
+    decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class GruSeq2SeqLMOutput(ModelOutput):
+    """
+    Output of [`GruSeq2SeqForConditionalGeneration`], named as transformers' `Seq2SeqLMOutput`.
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is provided):
+            Cross-entropy over the target words; padded targets (pad id or -100) are ignored.
+        logits (`torch.FloatTensor` of shape `(batch_size, target_length, decoder_vocab_size)`):
+            Next-word scores at each decoder step.
+        state, decoder_hidden_states, decoder_attentions, cross_attentions, encoder_last_hidden_state,
+        encoder_hidden_states: as in [`GruSeq2SeqModelOutput`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    state: GruSeq2SeqState | None = None
+    decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+class GruSeq2SeqEncoder(nn.Module):
+    """
+    Source embedding -> dropout -> bidirectional multi-layer GRU (the notebook's `emb_enc`, `emb_enc_drop`,
+    `gru_enc`). Padded sequences are packed, so a sentence encodes the same alone or in a padded batch.
+    """
+
+    main_input_name = "input_ids"  # generate() reads it from the attribute named `encoder`
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.input_dropout = nn.Dropout(config.input_dropout)
+        self.gru = nn.GRU(
+            config.embedding_size,
+            config.hidden_size,
+            num_layers=config.num_hidden_layers,
+            # nn.GRU only drops between layers: with one layer there is nothing to drop (and it would warn)
+            dropout=config.encoder_dropout if config.num_hidden_layers > 1 else 0.0,
+            bidirectional=True,
+            batch_first=True,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> GruSeq2SeqEncoderOutput:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`):
+                Source token ids (each sentence ends with `xxeos`).
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*):
+                1 for real tokens, 0 for padding, which must be on the right (the tokenizer's default).
+            output_attentions (`bool`, *optional*):
+                Accepted for `generate()`; a recurrent encoder has no attention weights to return.
+            output_hidden_states (`bool`, *optional*):
+                Return the embedded source and the encoder outputs.
+        """
+        _check_ids(input_ids, self.config.vocab_size, "input_ids")
+        batch_size, source_length = input_ids.shape
+        if attention_mask is None:
+            lengths = torch.full((batch_size,), source_length, dtype=torch.long)
+        else:
+            lengths = _right_padded_lengths(attention_mask, input_ids.shape)
+
+        # 1. Embedding -> dropout -> packed bidirectional GRU
+        inputs_embeds = self.input_dropout(self.embed_tokens(input_ids))  # (batch, source, embedding)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            inputs_embeds, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        packed_outputs, final = self.gru(packed)  # final: (layers * 2, batch, hidden)
+        outputs, _ = nn.utils.rnn.pad_packed_sequence(packed_outputs, batch_first=True, total_length=source_length)
+
+        # 2. Each layer's forward and backward final states side by side, batch-first (the notebook's
+        #    `h.view(2, 2, bs, -1).permute(0, 2, 1, 3).view(2, bs, -1)`, transposed)
+        layers = self.config.num_hidden_layers
+        final = final.view(layers, 2, batch_size, -1).permute(2, 0, 1, 3)  # (batch, layers, 2, hidden)
+        final = final.reshape(batch_size, layers, -1)  # (batch, layers, 2 * hidden)
+
+        hidden_states = (inputs_embeds, outputs) if output_hidden_states else None
+        return GruSeq2SeqEncoderOutput(
+            last_hidden_state=outputs, final_hidden_state=final, hidden_states=hidden_states
+        )
+
+
+def _right_padded_lengths(attention_mask: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Lengths of right-padded rows, with clear errors for a mask that is not one."""
+    if attention_mask.shape != shape:
+        raise ValueError(f"`attention_mask` has shape {tuple(attention_mask.shape)}, `input_ids` {tuple(shape)}.")
+    mask = attention_mask.bool()
+    lengths = mask.sum(dim=1)  # (batch,)
+    if not bool((lengths > 0).all()):
+        raise ValueError("Every source sentence needs at least one token (`attention_mask` has an all-zero row).")
+    positions = torch.arange(shape[1], device=mask.device)
+    if not torch.equal(mask, positions[None, :] < lengths[:, None]):
+        raise ValueError("`attention_mask` must be right-padded (ones, then zeros), as GruSeq2SeqTokenizer pads.")
+    return lengths
+
+
+class GruSeq2SeqAttention(nn.Module):
+    """
+    Additive ("concat", Bahdanau et al. 2015) attention, as the notebook writes it:
+    `a = softmax_s(v . tanh(W1 e_s + W2 h + b))`, `context = sum_s a_s e_s`, where `e_s` are the encoder outputs and
+    `h` the decoder's top-layer state. `W1 e_s` does not depend on the step, so it is computed once per sentence
+    (`project_keys`) and kept in the [`GruSeq2SeqState`]. Padded source positions get zero weight.
+    """
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__()
+        self.key_projection = nn.Linear(2 * config.hidden_size, config.embedding_size, bias=False)  # notebook `W1`
+        self.query_projection = nn.Linear(config.embedding_size, config.embedding_size)  # notebook `l2`
+        self.score = nn.Linear(config.embedding_size, 1, bias=False)  # notebook `V`
+
+    def project_keys(self, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.key_projection(encoder_hidden_states)  # (batch, source, embedding)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        energy = torch.tanh(keys + self.query_projection(query)[:, None, :])  # (batch, source, embedding)
+        scores = self.score(energy).squeeze(-1)  # (batch, source)
+        if encoder_attention_mask is not None:
+            scores = scores.masked_fill(~encoder_attention_mask, torch.finfo(scores.dtype).min)
+        weights = scores.softmax(dim=-1)  # (batch, source)
+        context = torch.bmm(weights[:, None, :], encoder_hidden_states).squeeze(1)  # (batch, 2 * hidden)
+        return context, weights
+
+
+class GruSeq2SeqDecoder(nn.Module):
+    """
+    The attention decoder: target embedding; initial state from the encoder's final state (dropout -> `bridge`,
+    the notebook's `drop_enc` + `out_enc`); per step, attention with the previous top-layer state, then
+    `input_projection([embedding, context])` (the notebook's `l3`) into a multi-layer GRU of `embedding_size` units.
+    """
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__()
+        self.config = config
+        size = config.embedding_size
+        self.embed_tokens = nn.Embedding(config.decoder_vocab_size, size, padding_idx=config.pad_token_id)
+        self.hidden_dropout = nn.Dropout(config.hidden_dropout)
+        self.bridge = nn.Linear(2 * config.hidden_size, size, bias=False)
+        self.attention = GruSeq2SeqAttention(config)
+        self.input_projection = nn.Linear(size + 2 * config.hidden_size, size)
+        self.gru = nn.GRU(
+            size,
+            size,
+            num_layers=config.num_hidden_layers,
+            dropout=config.decoder_dropout if config.num_hidden_layers > 1 else 0.0,
+            batch_first=True,
+        )
+
+    def initial_state(self, encoder_outputs: GruSeq2SeqEncoderOutput) -> GruSeq2SeqState:
+        """The state before the first step: the projected encoder state and the attention keys."""
+        final = self.hidden_dropout(encoder_outputs.final_hidden_state)  # (batch, layers, 2 * hidden)
+        hidden_state = self.bridge(final).transpose(0, 1).contiguous()  # (layers, batch, embedding)
+        keys = self.attention.project_keys(encoder_outputs.last_hidden_state)  # (batch, source, embedding)
+        return GruSeq2SeqState(hidden_state=hidden_state, attention_keys=keys)
+
+    def forward(
+        self,
+        decoder_input_ids: torch.LongTensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
+        state: GruSeq2SeqState,
+        next_input_fn: Callable[[int, torch.Tensor], torch.LongTensor | None] | None = None,
+    ) -> tuple[torch.Tensor, GruSeq2SeqState, torch.Tensor, torch.Tensor]:
+        """
+        Runs one step per decoder input. `next_input_fn(step, output)` (scheduled sampling) is called after every
+        step with that step's output `(batch, embedding)`; when it returns token ids, they replace the next input.
+        Returns the outputs `(batch, target, embedding)`, the new state, the attention weights
+        `(batch, target, source)` and the embedded inputs.
+        """
+        inputs_embeds = self.embed_tokens(decoder_input_ids)  # (batch, target, embedding)
+        mask = None if encoder_attention_mask is None else encoder_attention_mask.bool()
+        hidden_state, keys = state.hidden_state, state.attention_keys
+        outputs, attentions, replacement = [], [], None
+        for step in range(decoder_input_ids.size(1)):
+            embedded = inputs_embeds[:, step] if replacement is None else self.embed_tokens(replacement)
+            context, weights = self.attention(hidden_state[-1], keys, encoder_hidden_states, mask)
+            step_input = self.input_projection(torch.cat([embedded, context], dim=-1))  # (batch, embedding)
+            output, hidden_state = self.gru(step_input[:, None, :], hidden_state)  # (batch, 1, embedding)
+            outputs.append(output[:, 0])
+            attentions.append(weights)
+            replacement = None if next_input_fn is None else next_input_fn(step, output[:, 0])
+        new_state = GruSeq2SeqState(hidden_state=hidden_state, attention_keys=keys)
+        return torch.stack(outputs, dim=1), new_state, torch.stack(attentions, dim=1), inputs_embeds
+
+
+class GruSeq2SeqPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, remote-code saving and the generation plumbing shared by the GRU translator's heads."""
+
+    config_class = GruSeq2SeqConfig
+    config: GruSeq2SeqConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    _no_split_modules = ["GruSeq2SeqEncoder", "GruSeq2SeqDecoder"]
+    # An RNN state cannot be rolled back, so assisted decoding must refuse rather than give wrong results.
+    _is_stateful = True
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # generate() would otherwise build a key/value cache; ours is the `state` output.
+        return False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        """
+        The notebook's initialisation: `nn.Embedding`'s N(0, 1) (words without a pretrained vector keep it),
+        `W1` and `V` as `randn / sqrt(fan_in)` (fastai's `rand_p`), PyTorch's defaults for the GRUs and linear layers.
+        """
+        if isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            # the padding row is sliced, so the flag that protects loaded weights must be checked here
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.GRU):
+            bound = module.hidden_size**-0.5
+            for parameter in module.parameters():
+                init.uniform_(parameter, -bound, bound)
+        elif isinstance(module, nn.Linear) and module in self._attention_rand_p_layers():
+            init.normal_(module.weight, std=module.in_features**-0.5)
+        elif isinstance(module, nn.Linear):
+            bound = module.in_features**-0.5
+            init.uniform_(module.weight, -bound, bound)
+            if module.bias is not None:
+                init.uniform_(module.bias, -bound, bound)
+
+    def _attention_rand_p_layers(self) -> tuple[nn.Module, ...]:
+        """The attention's `W1` and `V` (the notebook's `rand_p` parameters; its `l2` is an ordinary linear layer)."""
+        decoder = getattr(self, "decoder", None)
+        return () if decoder is None else (decoder.attention.key_projection, decoder.attention.score)
+
+    def get_encoder(self, modality: str | None = None) -> GruSeq2SeqEncoder:
+        return self.model.encoder if hasattr(self, "model") else self.encoder
+
+    def get_decoder(self) -> GruSeq2SeqDecoder:
+        return self.model.decoder if hasattr(self, "model") else self.decoder
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """
+        `PreTrainedModel.save_pretrained`. With remote code (importing `ulmfit` turns it on), the folder also gets
+        every head in `auto_map`, and the translator, when a translation pipeline is registered (importing `ulmfit`
+        registers `ulmfit.pipelines.translation.TranslationPipeline`), that pipeline's file and a `custom_pipelines`
+        entry in config.json, exactly as `Pipeline.save_pretrained` writes them: `pipeline("translation",
+        model=folder, trust_remote_code=True)` then works where `ulmfit` is not installed.
+        """
+        pipeline_class = None
+        if self._auto_class is not None:
+            self.config.auto_map = {**_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+            # only the translator gets the pipeline (the base model shares its config object)
+            pipeline_class = _registered_pipeline_class(_TRANSLATION_TASK) if self.can_generate() else None
+            custom_pipelines = dict(getattr(self.config, "custom_pipelines", None) or {})
+            if pipeline_class is not None:
+                custom_pipelines[_TRANSLATION_TASK] = {
+                    "impl": f"{pipeline_class.__module__.split('.')[-1]}.{pipeline_class.__name__}",
+                    "pt": ["AutoModelForSeq2SeqLM"],
+                }
+            elif custom_pipelines.pop(_TRANSLATION_TASK, None) is not None and self.can_generate():
+                # the pipeline file cannot be copied, so the folder must not name it
+                logger.warning(
+                    "No translation pipeline is registered (`import ulmfit` registers one), so the saved folder "
+                    "does not name one in `custom_pipelines`."
+                )
+            if custom_pipelines:
+                self.config.custom_pipelines = custom_pipelines
+            elif hasattr(self.config, "custom_pipelines"):
+                del self.config.custom_pipelines
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if pipeline_class is not None and kwargs.get("is_main_process", True):
+            custom_object_save(pipeline_class, save_directory)
+        return result
+
+
+def _registered_pipeline_class(task: str) -> type | None:
+    """The pipeline class registered for `task` in transformers' `PIPELINE_REGISTRY`, if it is defined outside it."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    registered = PIPELINE_REGISTRY.supported_tasks.get(task)
+    impl = None if registered is None else registered.get("impl")
+    if not isinstance(impl, type) or impl.__module__.startswith("transformers."):
+        return None
+    return impl
+
+
+class GruSeq2SeqModel(GruSeq2SeqPreTrainedModel):
+    """The encoder and the attention decoder, without the output layer (transformers' `<X>Model`)."""
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__(config)
+        self.encoder = GruSeq2SeqEncoder(config)
+        self.decoder = GruSeq2SeqDecoder(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.encoder.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        encoder_outputs: GruSeq2SeqEncoderOutput | tuple | None = None,
+        state: GruSeq2SeqState | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        next_input_fn: Callable[[int, torch.Tensor], torch.LongTensor | None] | None = None,
+    ) -> GruSeq2SeqModelOutput | tuple:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`):
+                Source token ids; not needed when `encoder_outputs` is given.
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*):
+                1 for real source tokens, 0 for (right) padding.
+            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`):
+                Decoder inputs: `decoder_start_token_id` followed by the target words (see `shift_tokens_right`).
+                With `state`, only the new tokens.
+            encoder_outputs ([`GruSeq2SeqEncoderOutput`], *optional*):
+                The encoder's output for these sources, to skip encoding them again.
+            state ([`GruSeq2SeqState`], *optional*):
+                The state returned by the previous call, to continue decoding the same sentences. When omitted, the
+                initial state is computed from `encoder_outputs`.
+            next_input_fn (`Callable`, *optional*):
+                Scheduled-sampling hook (used by [`GruSeq2SeqForConditionalGeneration`]'s `teacher_forcing_ratio`):
+                called after every decoder step with the step index and output; returned token ids replace the next
+                decoder input.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if decoder_input_ids is None:
+            raise ValueError("GruSeq2SeqModel needs `decoder_input_ids` (or `labels`, for the LM head).")
+        _check_ids(decoder_input_ids, self.config.decoder_vocab_size, "decoder_input_ids")
+
+        # 1. Encoder (skipped when generate() passes its output back)
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("Pass `input_ids` (or `encoder_outputs`) for the source sentences.")
+            encoder_outputs = self.encoder(
+                input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states
+            )
+        elif not isinstance(encoder_outputs, GruSeq2SeqEncoderOutput):
+            encoder_outputs = GruSeq2SeqEncoderOutput(*encoder_outputs)
+        encoder_hidden_states = encoder_outputs.last_hidden_state
+        if decoder_input_ids.size(0) != encoder_hidden_states.size(0):
+            raise ValueError(
+                f"`decoder_input_ids` has {decoder_input_ids.size(0)} rows but there are "
+                f"{encoder_hidden_states.size(0)} source sentences."
+            )
+
+        # 2. Decoder, from the given state or the encoder's
+        if state is None:
+            state = self.decoder.initial_state(encoder_outputs)
+        outputs, new_state, attention_weights, inputs_embeds = self.decoder(
+            decoder_input_ids, encoder_hidden_states, attention_mask, state, next_input_fn=next_input_fn
+        )
+
+        output = GruSeq2SeqModelOutput(
+            last_hidden_state=outputs,
+            state=None if use_cache is False else new_state,
+            decoder_hidden_states=(inputs_embeds, outputs) if output_hidden_states else None,
+            cross_attentions=(attention_weights[:, None],)
+            if output_attentions
+            else None,  # (batch, 1, target, source)
+            encoder_last_hidden_state=encoder_hidden_states,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMixin):
+    """
+    The translator: [`GruSeq2SeqModel`], output dropout and an output layer tied to the decoder embedding. With
+    `labels` it returns the cross-entropy loss; `generate()` translates (greedy, beam search, sampling), one decoder
+    step per new token with the state carried.
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__(config)
+        self.model = GruSeq2SeqModel(config)
+        self.output_dropout = nn.Dropout(config.output_dropout)
+        self.lm_head = nn.Linear(config.embedding_size, config.decoder_vocab_size)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.model.encoder.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear):
+        self.lm_head = new_embeddings
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """For `DataCollatorForSeq2Seq`: the teacher-forcing decoder inputs of `labels`."""
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def _reorder_cache(self, state: GruSeq2SeqState, beam_idx: torch.LongTensor) -> GruSeq2SeqState:
+        """Beam search: keep the state rows of the surviving beams."""
+        return state.index_select(beam_idx)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        encoder_outputs: GruSeq2SeqEncoderOutput | tuple | None = None,
+        state: GruSeq2SeqState | None = None,
+        labels: torch.LongTensor | None = None,
+        teacher_forcing_ratio: float = 1.0,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> GruSeq2SeqLMOutput | tuple:
+        r"""
+        Args:
+            labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
+                Target token ids (ending with `xxeos`), as `tokenizer(..., text_target=...)` returns them. Pad ids and
+                -100 are ignored by the loss. When `decoder_input_ids` is omitted, it is `labels` shifted right behind
+                `decoder_start_token_id`.
+            teacher_forcing_ratio (`float`, *optional*, defaults to 1.0):
+                Probability of feeding the gold previous word rather than the model's own prediction at each decoder
+                step (the notebook's `pr_force`; one draw per step for the whole batch, from torch's generator). At
+                1.0 (pure teacher forcing) the output layer runs once over all steps; below it, once per step, since
+                each prediction may become the next input. At 0.0 the decoder reads only its own predictions, as in
+                greedy decoding.
+            kwargs:
+                `num_items_in_batch` (from the `Trainer`, with gradient accumulation) makes the loss a sum over the
+                batch's targets divided by it; other keys are ignored.
+
+        See [`GruSeq2SeqModel.forward`] for the other arguments.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if isinstance(teacher_forcing_ratio, bool) or not 0.0 <= teacher_forcing_ratio <= 1.0:
+            raise ValueError(f"`teacher_forcing_ratio` is a probability in [0, 1], got {teacher_forcing_ratio!r}.")
+        if labels is not None:
+            _check_labels(labels, self.config.decoder_vocab_size)
+            if decoder_input_ids is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+
+        # 1. Scheduled sampling: each step's prediction may replace the next gold input, so the output layer runs
+        #    inside the decoder loop and its logits are kept
+        step_logits, next_input_fn = [], None
+        target_length = 0 if decoder_input_ids is None else decoder_input_ids.size(1)
+        if teacher_forcing_ratio < 1.0 and target_length > 1:
+            forced = (torch.rand(target_length - 1) < teacher_forcing_ratio).tolist()  # one draw per step
+
+            def next_input_fn(step: int, output: torch.Tensor) -> torch.LongTensor | None:
+                logits = self.lm_head(self.output_dropout(output))  # (batch, decoder_vocab)
+                step_logits.append(logits)
+                if step + 1 < target_length and not forced[step]:
+                    return logits.argmax(dim=-1).detach()
+                return None
+
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            encoder_outputs=encoder_outputs,
+            state=state,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            next_input_fn=next_input_fn,
+        )
+
+        # 2. Output layer: once over all steps (teacher forcing), or the per-step logits
+        if step_logits:
+            logits = torch.stack(step_logits, dim=1)  # (batch, target, decoder_vocab)
+        else:
+            logits = self.lm_head(self.output_dropout(outputs.last_hidden_state))  # (batch, target, decoder_vocab)
+
+        loss = None
+        if labels is not None:
+            if labels.shape != logits.shape[:2]:
+                raise ValueError(
+                    f"`labels` has shape {tuple(labels.shape)} but the decoder ran {tuple(logits.shape[:2])} steps: "
+                    "pass `labels` alone, or `decoder_input_ids` of the same length."
+                )
+            targets = labels.masked_fill(labels == self.config.pad_token_id, -100).to(logits.device)
+            num_items = kwargs.get("num_items_in_batch")
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(),
+                targets.flatten(),
+                ignore_index=-100,
+                reduction="mean" if num_items is None else "sum",
+            )
+            if num_items is not None:
+                loss = loss / num_items
+
+        output = GruSeq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            state=outputs.state,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+def _check_labels(labels: torch.Tensor, vocab_size: int):
+    """Labels are target ids or -100; anything else is a tokenizer mix-up."""
+    real = labels[labels != -100]
+    if real.numel() and (real.min() < 0 or real.max() >= vocab_size):
+        raise ValueError(
+            f"`labels` holds ids in [{int(real.min())}, {int(real.max())}] but the target vocabulary has {vocab_size} "
+            "tokens (only -100 may lie outside it)."
+        )
+
+
+__all__ = [
+    "GruSeq2SeqPreTrainedModel",
+    "GruSeq2SeqModel",
+    "GruSeq2SeqForConditionalGeneration",
+    "GruSeq2SeqState",
+    "GruSeq2SeqEncoderOutput",
+    "GruSeq2SeqModelOutput",
+    "GruSeq2SeqLMOutput",
+    "shift_tokens_right",
+]
