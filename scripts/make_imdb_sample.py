@@ -2,8 +2,8 @@
 
 The sample comes from the Large Movie Review Dataset (Maas et al., ACL 2011, ai.stanford.edu/~amaas/data/sentiment/),
 TRAIN and UNSUP splits only, so IMDb's test split stays untouched for evaluation:
-- 3,000 labelled train reviews, 1,500 positive and 1,500 negative, drawn at random (seed 2018);
-- 2,000 unlabelled reviews from the unsup split (label -1), drawn at random (seed 2018).
+- 4,000 labelled train reviews, 2,000 positive and 2,000 negative, drawn at random (seed 2018);
+- 1,000 unlabelled reviews from the unsup split (label -1), drawn at random (seed 2018).
 Columns: `text` (the review, unchanged, `<br />` tags kept), `label` (1 positive, 0 negative, -1 unlabelled),
 `split` ("train" or "unsup"), `id` (the N of the original `N_R.txt` file).
 
@@ -21,8 +21,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--imdb_dir", type=Path, required=True, help="folder with train.parquet and unsup.parquet")
     parser.add_argument("--output", type=Path, default=Path("src/ulmfit/data/imdb_sample.parquet"))
-    parser.add_argument("--labelled_per_class", type=int, default=1500)
-    parser.add_argument("--unlabelled", type=int, default=2000)
+    parser.add_argument("--labelled_per_class", type=int, default=2000)
+    parser.add_argument("--unlabelled", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2018)
     args = parser.parse_args()
 

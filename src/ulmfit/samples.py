@@ -6,8 +6,17 @@ import datasets
 
 
 def imdb_sample_path() -> str:
-    """Path of `imdb_sample.parquet`: 3,000 labelled IMDb train reviews and 2,000 unsup ones (see data/README.md)."""
+    """Path of `imdb_sample.parquet`: 4,000 labelled IMDb train reviews and 1,000 unsup ones (see data/README.md)."""
     return str(resources.files("ulmfit") / "data" / "imdb_sample.parquet")
+
+
+def pretrained_language_model_path() -> str:
+    """
+    Folder of `awd-lstm-imdb-small`, the small AWD-LSTM language model shipped with the package (3.5M parameters,
+    pretrained with `scripts/train_language_model.py` on IMDb's 50,000 unlabelled reviews; model_cards/ says how).
+    `AutoModelForCausalLM.from_pretrained(path)` and `AutoTokenizer.from_pretrained(path)` load it.
+    """
+    return str(resources.files("ulmfit") / "data" / "awd-lstm-imdb-small")
 
 
 def load_imdb_sample(split: str | None = None) -> datasets.Dataset:
@@ -21,4 +30,4 @@ def load_imdb_sample(split: str | None = None) -> datasets.Dataset:
     return sample if split is None else sample.filter(lambda row: row["split"] == split)
 
 
-__all__ = ["imdb_sample_path", "load_imdb_sample"]
+__all__ = ["imdb_sample_path", "load_imdb_sample", "pretrained_language_model_path"]

@@ -1,0 +1,166 @@
+"""Classifier inference from raw text: ulmfit's `pipeline("text-classification")` against fastai, same weights.
+
+A trained ulmfit classifier folder (e.g. the one `make demo` prints) is copied into fastai's `text_classifier_learner`
+with the same vocabulary and architecture, so both sides compute the same function and the benchmark also reports how
+often their predictions agree. Timed, from raw review text to a predicted label, on IMDb test reviews:
+
+- fastai `learn.predict(text)` in a loop (a user's one-review-at-a-time path), on `--predict_docs` reviews;
+- fastai `learn.get_preds(dl=learn.dls.test_dl(texts))` (tokenization in fastai's worker processes included);
+- ulmfit `pipeline("text-classification", model=folder)(texts, batch_size=64)`, and the same pipeline one review at a
+  time, for the like-for-like comparison with `learn.predict`.
+
+Both run on the same CPU threads, in one process, one after the other; the ratios are docs/s against fastai.
+
+    /tmp/fastai-env/bin/python scripts/benchmarks/bench_classifier_inference.py \\
+        --classifier outputs/demo-ulmfit/classifier
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "src"))
+
+# ulmfit's state-dict names -> fastai's `get_text_classifier` (SequentialRNN(SentenceEncoder, PoolingLinearClassifier))
+HEAD_NAMES = {
+    "classifier.norm_in": "1.layers.0.0",
+    "classifier.dense": "1.layers.0.2",
+    "classifier.norm_hidden": "1.layers.1.0",
+    "classifier.out_proj": "1.layers.1.2",
+}
+
+
+def to_fastai_state_dict(state_dict: dict) -> dict:
+    """An `AwdLstmForSequenceClassification` state dict in the layout of fastai's AWD-LSTM text classifier."""
+    converted = {}
+    for name, tensor in state_dict.items():
+        if name == "awd_lstm.embed_tokens.weight":
+            converted["0.module.encoder.weight"] = converted["0.module.encoder_dp.emb.weight"] = tensor
+        elif name.startswith("awd_lstm.layers."):
+            layer, parameter = name.split(".")[2], name.split(".")[-1]
+            if parameter == "weight_hh_l0":  # fastai's WeightDropout keeps the raw weight outside the LSTM
+                converted[f"0.module.rnns.{layer}.weight_hh_l0_raw"] = tensor
+            else:
+                converted[f"0.module.rnns.{layer}.module.{parameter}"] = tensor
+        else:
+            prefix, parameter = name.rsplit(".", 1)
+            converted[f"{HEAD_NAMES[prefix]}.{parameter}"] = tensor
+    return converted
+
+
+def fastai_learner(folder: Path, tokenizer, config):
+    """fastai's text classifier with ulmfit's vocabulary, architecture and weights (eval mode)."""
+    import pandas as pd
+    import torch
+    from fastai.text.all import (
+        AWD_LSTM,
+        CategoryBlock,
+        ColReader,
+        DataBlock,
+        RandomSplitter,
+        TextBlock,
+        awd_lstm_clas_config,
+        text_classifier_learner,
+    )
+    from safetensors.torch import load_file
+
+    vocab = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
+    labels = [config.id2label[index] for index in range(config.num_labels)]
+    # a few rows only: fastai needs DataLoaders to build a Learner; the benchmark's reviews come later, untimed here
+    frame = pd.DataFrame({"text": ["a fine film", "a bad film"] * 8, "label": labels * 8})
+    block = DataBlock(
+        blocks=(TextBlock.from_df("text", vocab=vocab, seq_len=config.bpt3c_chunk_size), CategoryBlock(vocab=labels)),
+        get_x=ColReader("text"),
+        get_y=ColReader("label"),
+        splitter=RandomSplitter(0.25, seed=0),
+    )
+    dls = block.dataloaders(frame, bs=64)
+    architecture = dict(
+        awd_lstm_clas_config,
+        emb_sz=config.embedding_size,
+        n_hid=config.hidden_size,
+        n_layers=config.num_hidden_layers,
+    )
+    learn = text_classifier_learner(
+        dls, AWD_LSTM, config=architecture, pretrained=False, max_len=config.bpt3c_max_length, lin_ftrs=[50]
+    )
+    state = to_fastai_state_dict(load_file(folder / "model.safetensors"))
+    learn.model.load_state_dict({name: tensor.to(torch.float32) for name, tensor in state.items()}, strict=True)
+    learn.model.eval()
+    return learn
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--classifier", type=Path, required=True, help="an ulmfit classifier folder")
+    parser.add_argument("--imdb_dir", type=Path, default=REPO.parent / "shared" / "data" / "imdb")
+    parser.add_argument("--num_docs", type=int, default=2000)
+    parser.add_argument("--predict_docs", type=int, default=300, help="reviews for the one-at-a-time loops")
+    parser.add_argument("--batch_size", type=int, default=64)
+    args = parser.parse_args()
+
+    import pandas as pd
+    import torch
+    from transformers import pipeline
+
+    import ulmfit  # noqa: F401  (registers the classes and the length-sorting pipeline)
+
+    reviews = pd.read_parquet(args.imdb_dir / "test.parquet").sample(n=args.num_docs, random_state=0)
+    texts = reviews["text"].tolist()
+    classify = pipeline("text-classification", model=str(args.classifier))
+    config = classify.model.config
+    learn = fastai_learner(args.classifier, classify.tokenizer, config)
+    print(
+        f"{len(texts)} IMDb test reviews; AWD-LSTM {config.embedding_size}/{config.hidden_size}/"
+        f"{config.num_hidden_layers}, vocab {config.vocab_size}; torch threads {torch.get_num_threads()}"
+    )
+
+    results = {}
+
+    def timed(name, function, count):
+        start = time.perf_counter()
+        output = function()
+        seconds = time.perf_counter() - start
+        results[name] = count / seconds
+        print(f"{name:<44} {count / seconds:8.1f} docs/s  ({seconds:.1f} s for {count})", flush=True)
+        return output
+
+    few = texts[: args.predict_docs]
+    with learn.no_bar(), learn.no_logging():
+        timed("fastai learn.predict loop", lambda: [learn.predict(text) for text in few], len(few))
+        fastai_probs = timed(
+            "fastai get_preds(test_dl)",
+            lambda: learn.get_preds(dl=learn.dls.test_dl(texts, bs=args.batch_size))[0],
+            len(texts),
+        )
+    timed("ulmfit pipeline, one review at a time", lambda: [classify(text) for text in few], len(few))
+    ours = timed(
+        f"ulmfit pipeline, batch_size={args.batch_size}",
+        lambda: classify(texts, batch_size=args.batch_size, top_k=None),
+        len(texts),
+    )
+
+    label_ids = {name: index for index, name in config.id2label.items()}
+    our_probs = torch.zeros(len(texts), config.num_labels)
+    for row, scores in enumerate(ours):
+        for score in scores:
+            our_probs[row, label_ids[score["label"]]] = score["score"]
+    agreement = (our_probs.argmax(-1) == fastai_probs.argmax(-1)).float().mean().item()
+    max_difference = (our_probs - fastai_probs).abs().max().item()
+    imdb_names = ("negative", "positive")  # IMDb: 0 negative, 1 positive (the demo classifier's names)
+    truth = torch.tensor([label_ids.get(imdb_names[label], label) for label in reviews["label"]])
+    print(f"\nsame predictions: {agreement:.2%}; largest probability difference {max_difference:.2e}")
+    print(f"accuracy: ulmfit {(our_probs.argmax(-1) == truth).float().mean():.2%}, ", end="")
+    print(f"fastai {(fastai_probs.argmax(-1) == truth).float().mean():.2%}")
+    batched = results[f"ulmfit pipeline, batch_size={args.batch_size}"]
+    print(f"ulmfit batched vs fastai learn.predict loop: {batched / results['fastai learn.predict loop']:.1f}x")
+    print(f"ulmfit batched vs fastai get_preds:          {batched / results['fastai get_preds(test_dl)']:.2f}x")
+    single = results["ulmfit pipeline, one review at a time"]
+    print(f"ulmfit one at a time vs learn.predict loop:  {single / results['fastai learn.predict loop']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Equal-budget classifier quality on CPU: ulmfit's recipe against fastai's `text_classifier_learner` recipe.
+
+Both sides start from the same pretrained AWD-LSTM (by default the small one shipped in the package, pretrained on
+IMDb's unlabelled reviews; fastai gets its weights through `learn.model[0].module.load_state_dict`, with the same
+vocabulary), train on the same 5,000 IMDb train reviews and are scored on the same 2,000 IMDb test reviews after
+every epoch. The recipe is fastbook's on both sides: gradual unfreezing (last group, last two, last three, all) over
+1+1+1+2 epochs at 2e-2, 1e-2, 5e-3, 1e-3 with discriminative rates (÷2.6 per group), one-cycle per stage, moms
+(0.8, 0.7, 0.8), fastai's classifier dropouts × 0.5, batch 32, BPT3C over 72-token chunks and the last 1,440 tokens.
+fastai's wall time (tokenization, training, evaluation) is the budget; ulmfit must stay within it. Each side runs in
+its own process, one after the other.
+
+    /tmp/fastai-env/bin/python scripts/benchmarks/bench_classifier_quality.py
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+STAGES = [(-1, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (None, 2, 1e-3)]  # (freeze_to, epochs, peak learning rate)
+
+
+def prepare(args, folder: Path):
+    import pandas as pd
+
+    names = {0: "negative", 1: "positive"}
+    train = pd.read_parquet(args.imdb_dir / "train.parquet").sample(n=args.num_train, random_state=0)
+    test = pd.read_parquet(args.imdb_dir / "test.parquet").sample(n=args.num_test, random_state=0)
+    for frame, name in ((train, "train"), (test, "test")):
+        frame = frame.assign(label=frame["label"].map(names))[["text", "label"]]
+        frame.to_parquet(folder / f"{name}.parquet")
+
+
+def run_fastai(args, folder: Path) -> dict:
+    """The fastai side, in its own process: fastai's data pipeline, Learner and training loop."""
+    import pandas as pd
+    from bench_classifier_inference import to_fastai_state_dict
+    from fastai.text.all import (
+        AWD_LSTM,
+        CategoryBlock,
+        ColReader,
+        ColSplitter,
+        DataBlock,
+        TextBlock,
+        accuracy,
+        awd_lstm_clas_config,
+        text_classifier_learner,
+    )
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoTokenizer
+
+    import ulmfit  # noqa: F401
+
+    config = AutoConfig.from_pretrained(args.language_model)
+    tokenizer = AutoTokenizer.from_pretrained(args.language_model)
+    vocab = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
+    start = time.perf_counter()
+    frame = pd.concat(
+        [
+            pd.read_parquet(folder / "train.parquet").assign(is_valid=False),
+            pd.read_parquet(folder / "test.parquet").assign(is_valid=True),
+        ]
+    )
+    block = DataBlock(
+        blocks=(TextBlock.from_df("text", vocab=vocab, seq_len=72), CategoryBlock),
+        get_x=ColReader("text"),
+        get_y=ColReader("label"),
+        splitter=ColSplitter("is_valid"),
+    )
+    dls = block.dataloaders(frame, bs=args.batch_size, seed=args.seed)
+    architecture = dict(
+        awd_lstm_clas_config, emb_sz=config.embedding_size, n_hid=config.hidden_size, n_layers=config.num_hidden_layers
+    )
+    learn = text_classifier_learner(dls, AWD_LSTM, config=architecture, pretrained=False, drop_mult=0.5)
+    lm_weights = load_file(Path(args.language_model) / "model.safetensors")
+    encoder = to_fastai_state_dict({k: v for k, v in lm_weights.items() if k.startswith("awd_lstm.")})
+    learn.model[0].module.load_state_dict({k.removeprefix("0.module."): v for k, v in encoder.items()})
+    learn.metrics = [accuracy]
+    log = []
+    for freeze_to, epochs, learning_rate in STAGES:
+        learn.freeze_to(freeze_to) if freeze_to else learn.unfreeze()
+        rate = learning_rate if freeze_to == -1 else slice(learning_rate / 2.6**4, learning_rate)
+        learn.fit_one_cycle(epochs, rate)
+        log.extend(float(row[2]) for row in learn.recorder.values[-epochs:])
+    return {"seconds": time.perf_counter() - start, "accuracy_per_epoch": log, "accuracy": log[-1]}
+
+
+def ulmfit_command(args, folder: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(REPO / "scripts" / "train_classifier.py"),
+        *("--model_name_or_path", args.language_model, "--output_dir", str(folder / "ulmfit")),
+        *("--train_file", str(folder / "train.parquet"), "--validation_file", str(folder / "test.parquet")),
+        *("--unfreeze", "1,2,3,all", "--learning_rates", "2e-2,1e-2,5e-3,1e-3", "--epochs", "1,1,1,2"),
+        *("--per_device_train_batch_size", str(args.batch_size), "--seed", str(args.seed)),
+        *("--mixed_precision", args.mixed_precision),
+    ]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--imdb_dir", type=Path, default=REPO.parent / "shared" / "data" / "imdb")
+    parser.add_argument("--language_model", default=None, help="default: the package's awd-lstm-imdb-small")
+    parser.add_argument("--num_train", type=int, default=5000)
+    parser.add_argument("--num_test", type=int, default=2000)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--mixed_precision", default="no", help="ulmfit only (fastai's autocast is CUDA-only)")
+    parser.add_argument("--only", choices=["fastai", "ulmfit"], default=None)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--fastai_child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.language_model is None:
+        from ulmfit.samples import pretrained_language_model_path
+
+        args.language_model = pretrained_language_model_path()
+    if args.fastai_child:
+        print(json.dumps(run_fastai(args, args.fastai_child)))
+        return
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        prepare(args, folder)
+        print(f"{args.num_train} IMDb train reviews, {args.num_test} test reviews; from {args.language_model}")
+        if args.only in (None, "fastai"):
+            command = [sys.executable, __file__, *sys.argv[1:], "--fastai_child", str(folder)]
+            command += ["--language_model", args.language_model]
+            output = subprocess.run(command, check=True, env=env, capture_output=True, text=True).stdout
+            results["fastai"] = json.loads(output.strip().splitlines()[-1])
+            print(f"fastai: {json.dumps(results['fastai'])}", flush=True)
+        if args.only in (None, "ulmfit"):
+            start = time.perf_counter()
+            subprocess.run(ulmfit_command(args, folder), check=True, env=env, stdout=subprocess.DEVNULL)
+            log = json.loads((folder / "ulmfit" / "training_log.json").read_text())
+            results["ulmfit"] = {
+                "seconds": time.perf_counter() - start,
+                "accuracy_per_epoch": [row["accuracy"] for row in log],
+                "accuracy": log[-1]["accuracy"],
+            }
+            print(f"ulmfit: {json.dumps(results['ulmfit'])}", flush=True)
+    if len(results) == 2:
+        fastai, ours = results["fastai"], results["ulmfit"]
+        print(
+            f"\naccuracy on {args.num_test} test reviews: ulmfit {ours['accuracy']:.2%} in {ours['seconds']:.0f} s, "
+            f"fastai {fastai['accuracy']:.2%} in {fastai['seconds']:.0f} s "
+            f"(ulmfit used {ours['seconds'] / fastai['seconds']:.2f} of fastai's budget)"
+        )
+
+
+if __name__ == "__main__":
+    main()
