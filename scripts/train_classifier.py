@@ -26,7 +26,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from ulmfit import metrics
 from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
 from ulmfit.training import SortedBatchSampler, SortishBatchSampler, discriminative_param_groups
-from ulmfit.training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import load_text_datasets
 from ulmfit.training.recipe import Stage, make_scheduler, start_stage
 
@@ -200,21 +200,15 @@ def main():
     # 4. Resume, if asked: the stage, epoch and batch the run stopped at, with its scheduler and RNG states
     average = "binary" if len(names) == 2 else "macro"
     position, log, scheduler = {"stage": 0, "epoch": 0, "batch": 0, "completed_steps": 0}, [], None
-    if args.resume_from_checkpoint:
-        checkpoint = (
-            latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest" else args.resume_from_checkpoint
-        )
-        if checkpoint is not None:
 
-            def rebuild(saved):
-                start_stage(unwrapped, optimizer, stages[saved["stage"]])
-                return make_scheduler("one_cycle", optimizer, stage_steps(stages[saved["stage"]]))
+    def rebuild(saved):
+        start_stage(unwrapped, optimizer, stages[saved["stage"]])
+        return make_scheduler("one_cycle", optimizer, stage_steps(stages[saved["stage"]]))
 
-            position, scheduler, _ = load_checkpoint(accelerator, checkpoint, rebuild)
-            log = position.pop("log", [])
-            accelerator.print(f"resumed from {checkpoint} at optimizer step {position['completed_steps']}")
-        else:
-            accelerator.print("no checkpoint to resume from: starting afresh")
+    resumed = resume_from(accelerator, args.resume_from_checkpoint, output_dir, rebuild)
+    if resumed is not None:
+        position, scheduler, _ = resumed
+        log = position.pop("log", [])
 
     # 5. Gradual unfreezing: one one-cycle per stage
     step = position["completed_steps"]

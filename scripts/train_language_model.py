@@ -38,7 +38,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser
 from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmTokenizer
 from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
 from ulmfit.training import discriminative_param_groups, scale_learning_rates, unfreeze
-from ulmfit.training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import LanguageModelStream, StreamingLanguageModelStream, load_text_datasets
 from ulmfit.training.language_modeling import (
     evaluate_language_model,
@@ -296,21 +296,15 @@ def main():
     position = {"stage": 0, "epoch": 0, "window": 0, "completed_steps": 0}
     log, state = [], None
     scheduler = None
-    if args.resume_from_checkpoint:
-        checkpoint = (
-            latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest" else args.resume_from_checkpoint
-        )
-        if checkpoint is not None:
 
-            def rebuild(saved):
-                start_stage(unwrapped, optimizer, stages[saved["stage"]])
-                return schedule(stage_steps[saved["stage"]])
+    def rebuild(saved):
+        start_stage(unwrapped, optimizer, stages[saved["stage"]])
+        return schedule(stage_steps[saved["stage"]])
 
-            position, scheduler, state = load_checkpoint(accelerator, checkpoint, rebuild)
-            log = position.pop("log", [])
-            accelerator.print(f"resumed from {checkpoint} at optimizer step {position['completed_steps']}")
-        else:
-            accelerator.print("no checkpoint to resume from: starting afresh")
+    resumed = resume_from(accelerator, args.resume_from_checkpoint, output_dir, rebuild)
+    if resumed is not None:
+        position, scheduler, state = resumed
+        log = position.pop("log", [])
 
     if args.with_tracking:
         accelerator.init_trackers("train_language_model", {k: v for k, v in asdict(args).items() if v is not None})

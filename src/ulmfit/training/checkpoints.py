@@ -74,4 +74,20 @@ def load_checkpoint(accelerator, checkpoint, scheduler_factory):
     return training_state, scheduler, recurrent_state
 
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+def resume_from(accelerator, resume_from_checkpoint: str | None, output_dir, scheduler_factory):
+    """
+    What a script's `--resume_from_checkpoint` (a checkpoint folder, or `latest` in `output_dir`) asks for: the
+    `load_checkpoint` triple, or None when there is nothing to resume (the run then starts afresh).
+    """
+    if not resume_from_checkpoint:
+        return None
+    checkpoint = latest_checkpoint(output_dir) if resume_from_checkpoint == "latest" else resume_from_checkpoint
+    if checkpoint is None:
+        accelerator.print("no checkpoint to resume from: starting afresh")
+        return None
+    training_state, scheduler, recurrent_state = load_checkpoint(accelerator, checkpoint, scheduler_factory)
+    accelerator.print(f"resumed from {checkpoint} at optimizer step {training_state['completed_steps']}")
+    return training_state, scheduler, recurrent_state
+
+
+__all__ = ["latest_checkpoint", "load_checkpoint", "resume_from", "save_checkpoint"]
