@@ -79,6 +79,26 @@ def test_bpt3c_pools_the_last_chunks_only_and_reads_the_rest_without_gradients()
     assert all(embedding_grad[token].abs().sum() == 0 for token in early_only)
 
 
+def test_inference_reads_bpt3c_in_fewer_calls_with_the_same_result_and_bounded_chunks():
+    model = make_classifier(bpt3c_chunk_size=4, bpt3c_max_length=8)
+    ids = torch.cat([random_ids(1, 41, seed=4), random_ids(1, 41, seed=5)])
+    mask = torch.ones_like(ids)
+    mask[1, :11] = 0  # left padding across several chunks
+    call_lengths = []
+    model.awd_lstm.register_forward_pre_hook(
+        lambda _, args, kwargs: call_lengths.append(args[0].size(1)), with_kwargs=True
+    )
+    chunked = model(ids, attention_mask=mask).logits  # grad enabled: fastai's 72-token chunks (here 4)
+    assert call_lengths == [4] * 10 + [1]
+    call_lengths.clear()
+    with torch.no_grad():
+        merged = model(ids, attention_mask=mask).logits
+    # fastai keeps chunk starts i with 41 - i <= 8 (i = 36, 40): 5 tokens pooled, 36 read before them in 8-token
+    # calls, and the padded columns (the first 11) apart from the rest
+    assert call_lengths == [8, 3, 5, 8, 8, 4, 5]
+    torch.testing.assert_close(merged, chunked.detach(), rtol=0, atol=1e-5)
+
+
 def test_losses_for_every_problem_type_and_bad_labels():
     ids = random_ids(4, 6)
     single = make_classifier(num_labels=3)

@@ -625,16 +625,27 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         """BPT3C: chunks of `bpt3c_chunk_size`, state carried; outputs of the last `bpt3c_max_length` tokens only."""
         chunk_size, max_length = self.config.bpt3c_chunk_size, self.config.bpt3c_max_length
         sequence_length = input_ids.size(1)
+        starts = list(range(0, sequence_length, chunk_size))
+        kept = [sequence_length - start <= max_length for start in starts]  # fastai's `sl - i <= max_len`
+        if not self.training and not torch.is_grad_enabled() and any(kept):
+            # Inference: the same state carried and the same tokens kept, in fewer and longer LSTM calls (the pooled
+            # window, and `bpt3c_max_length` tokens at a time before it, so memory stays bounded). Padding is on the
+            # left here, and a call that sees padding takes the (slower) packed path: its columns get their own call.
+            first_kept = starts[kept.index(True)]
+            stride = max(chunk_size, max_length - max_length % chunk_size)
+            padded = int((attention_mask == 0).sum(1).max())  # columns from `padded` on hold real tokens only
+            starts = sorted(
+                {*range(0, first_kept, stride), first_kept} | ({padded} if padded < sequence_length else set())
+            )
+            kept = [start >= first_kept for start in starts]
         state, outputs, masks = None, [], []
-        for start in range(0, sequence_length, chunk_size):
-            end = min(start + chunk_size, sequence_length)
-            kept = sequence_length - start <= max_length  # fastai's `sl - i <= max_len`
-            with torch.set_grad_enabled(kept and torch.is_grad_enabled()):
+        for start, end, keep in zip(starts, [*starts[1:], sequence_length], kept):
+            with torch.set_grad_enabled(keep and torch.is_grad_enabled()):
                 chunk = self.awd_lstm(
                     input_ids[:, start:end], attention_mask=attention_mask[:, start:end], state=state
                 )
             state = tuple((h.detach(), c.detach()) for h, c in chunk.state)  # fastai detaches between chunks too
-            if kept:
+            if keep:
                 outputs.append(chunk.last_hidden_state)
                 masks.append(attention_mask[:, start:end])
         return torch.cat(outputs, 1), torch.cat(masks, 1)  # (batch, kept, embedding_size), (batch, kept)
