@@ -7,7 +7,9 @@ often their predictions agree. Timed, from raw review text to a predicted label,
 - fastai `learn.predict(text)` in a loop (a user's one-review-at-a-time path), on `--predict_docs` reviews;
 - fastai `learn.get_preds(dl=learn.dls.test_dl(texts))` (tokenization in fastai's worker processes included);
 - ulmfit `pipeline("text-classification", model=folder)(texts, batch_size=64)`, and the same pipeline one review at a
-  time, for the like-for-like comparison with `learn.predict`.
+  time, for the like-for-like comparison with `learn.predict`;
+- the same batched pipeline with `dtype=torch.bfloat16` (bf16 weights on a CPU with AVX512-BF16; fastai's mixed
+  precision is CUDA-only), with its agreement with fp32.
 
 Both run on the same CPU threads, in one process, one after the other; the ratios are docs/s against fastai.
 
@@ -142,22 +144,38 @@ def main():
         lambda: classify(texts, batch_size=args.batch_size, top_k=None),
         len(texts),
     )
+    # bf16 weights on the CPU (AVX512-BF16/AMX): a user's one-argument choice; fastai has no CPU mixed precision
+    classify_bf16 = pipeline("text-classification", model=str(args.classifier), dtype=torch.bfloat16)
+    ours_bf16 = timed(
+        f"ulmfit pipeline bf16, batch_size={args.batch_size}",
+        lambda: classify_bf16(texts, batch_size=args.batch_size, top_k=None),
+        len(texts),
+    )
 
     label_ids = {name: index for index, name in config.id2label.items()}
-    our_probs = torch.zeros(len(texts), config.num_labels)
-    for row, scores in enumerate(ours):
-        for score in scores:
-            our_probs[row, label_ids[score["label"]]] = score["score"]
+
+    def probabilities(results):
+        probs = torch.zeros(len(texts), config.num_labels)
+        for row, scores in enumerate(results):
+            for score in scores:
+                probs[row, label_ids[score["label"]]] = score["score"]
+        return probs
+
+    our_probs, bf16_probs = probabilities(ours), probabilities(ours_bf16)
     agreement = (our_probs.argmax(-1) == fastai_probs.argmax(-1)).float().mean().item()
     max_difference = (our_probs - fastai_probs).abs().max().item()
     imdb_names = ("negative", "positive")  # IMDb: 0 negative, 1 positive (the demo classifier's names)
     truth = torch.tensor([label_ids.get(imdb_names[label], label) for label in reviews["label"]])
     print(f"\nsame predictions: {agreement:.2%}; largest probability difference {max_difference:.2e}")
     print(f"accuracy: ulmfit {(our_probs.argmax(-1) == truth).float().mean():.2%}, ", end="")
-    print(f"fastai {(fastai_probs.argmax(-1) == truth).float().mean():.2%}")
+    print(f"fastai {(fastai_probs.argmax(-1) == truth).float().mean():.2%}, ", end="")
+    print(f"ulmfit bf16 {(bf16_probs.argmax(-1) == truth).float().mean():.2%}", end="")
+    print(f" (same predictions as fp32: {(bf16_probs.argmax(-1) == our_probs.argmax(-1)).float().mean():.2%})")
     batched = results[f"ulmfit pipeline, batch_size={args.batch_size}"]
+    batched_bf16 = results[f"ulmfit pipeline bf16, batch_size={args.batch_size}"]
     print(f"ulmfit batched vs fastai learn.predict loop: {batched / results['fastai learn.predict loop']:.1f}x")
     print(f"ulmfit batched vs fastai get_preds:          {batched / results['fastai get_preds(test_dl)']:.2f}x")
+    print(f"ulmfit bf16 batched vs fastai get_preds:     {batched_bf16 / results['fastai get_preds(test_dl)']:.2f}x")
     single = results["ulmfit pipeline, one review at a time"]
     print(f"ulmfit one at a time vs learn.predict loop:  {single / results['fastai learn.predict loop']:.1f}x")
 
