@@ -19,6 +19,7 @@ from transformers import (
 )
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .convert_fastai import convert_fastai_checkpoint
 from .models.awd_lstm import (
     AwdLstmCausalLMOutput,
     AwdLstmConfig,
@@ -123,6 +124,7 @@ __all__ = [
     "AwdLstmPreTrainedModel",
     "AwdLstmTextClassificationPipeline",
     "AwdLstmTokenizer",
+    "convert_fastai_checkpoint",
     "GruSeq2SeqConfig",
     "GruSeq2SeqEncoderOutput",
     "GruSeq2SeqForConditionalGeneration",
