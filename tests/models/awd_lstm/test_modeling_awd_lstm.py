@@ -162,6 +162,42 @@ def test_weight_dropout_runs_the_fused_lstm_kernel():
     assert "aten::lstm_cell" not in names
 
 
+def test_one_time_step_runs_the_lstm_cell_kernel_and_equals_the_sequence_kernel():
+    model = make_model()
+    ids = random_ids(length=7)
+    with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        whole = model(ids)
+        state, logits = None, []
+        for step in ids.split(1, dim=1):
+            out = model(step, state=state)
+            logits.append(out.logits)
+            state = out.state
+    names = [event.name for event in profile.events()]
+    assert names.count("aten::lstm") == 3 and names.count("aten::lstm_cell") == 7 * 3
+    torch.testing.assert_close(torch.cat(logits, 1), whole.logits, rtol=0, atol=1e-5)
+    for (h, c), (h_ref, c_ref) in zip(state, whole.state):
+        torch.testing.assert_close(torch.stack([h, c]), torch.stack([h_ref, c_ref]), rtol=0, atol=1e-5)
+
+    # in training, the one-step path applies DropConnect too, and its gradient reaches the raw weight
+    layer = WeightDroppedLstm(4, 6, weight_dropout=0.5).train()
+    inputs, zeros = torch.randn(2, 1, 4), (torch.zeros(1, 2, 6), torch.zeros(1, 2, 6))
+    torch.manual_seed(3)
+    dropped = layer(inputs, zeros)[0]
+    torch.manual_seed(3)
+    mask = nn.functional.dropout(torch.ones_like(layer.lstm.weight_hh_l0), p=0.5)
+    h_zero_reference = torch.lstm_cell(
+        inputs[:, 0],
+        (zeros[0][0], zeros[1][0]),
+        layer.lstm.weight_ih_l0,
+        layer.lstm.weight_hh_l0 * mask,
+        layer.lstm.bias_ih_l0,
+        layer.lstm.bias_hh_l0,
+    )[0]
+    torch.testing.assert_close(dropped[:, 0], h_zero_reference)
+    dropped.sum().backward()
+    assert layer.lstm.weight_ih_l0.grad is not None
+
+
 def test_weight_dropout_masks_recurrent_weights_only_in_training():
     torch.manual_seed(0)
     layer = WeightDroppedLstm(4, 6, weight_dropout=0.5)
