@@ -28,6 +28,28 @@ CITATIONS = {
   year={2018},
   url={https://arxiv.org/abs/1801.06146}
 }""",
+    "bahdanau": """@inproceedings{bahdanau2015neural,
+  title={Neural Machine Translation by Jointly Learning to Align and Translate},
+  author={Bahdanau, Dzmitry and Cho, Kyunghyun and Bengio, Yoshua},
+  booktitle={International Conference on Learning Representations},
+  year={2015},
+  url={https://arxiv.org/abs/1409.0473}
+}""",
+    "sacrebleu": """@inproceedings{post-2018-call,
+  title={A Call for Clarity in Reporting {BLEU} Scores},
+  author={Post, Matt},
+  booktitle={Proceedings of the Third Conference on Machine Translation: Research Papers},
+  pages={186--191},
+  year={2018},
+  url={https://aclanthology.org/W18-6319}
+}""",
+    "devise": """@inproceedings{frome2013devise,
+  title={{DeViSE}: A Deep Visual-Semantic Embedding Model},
+  author={Frome, Andrea and Corrado, Greg S. and Shlens, Jon and Bengio, Samy and Dean, Jeff and Ranzato,
+          Marc'Aurelio and Mikolov, Tomas},
+  booktitle={Advances in Neural Information Processing Systems},
+  year={2013}
+}""",
     "imdb": """@inproceedings{maas2011learning,
   title={Learning Word Vectors for Sentiment Analysis},
   author={Maas, Andrew L. and Daly, Raymond E. and Pham, Peter T. and Huang, Dan and Ng, Andrew Y.
@@ -70,6 +92,42 @@ print(generator("This movie was", max_new_tokens=30, do_sample=True, top_k=40)[0
 classifier = pipeline("text-classification", model="{model_id}", trust_remote_code=True)
 print(classifier(["A wonderful film.", "Two hours I will never get back."], top_k=None))""",
         "citations": ["ulmfit", "awd_lstm"],
+    },
+    "gru_seq2seq_translator": {
+        "architecture": "attention GRU encoder-decoder (Bahdanau et al. 2015, as in fast.ai's 2018 lesson 11): a "
+        "bidirectional GRU encoder, a GRU decoder with additive attention and input feeding, an output layer tied to "
+        "the decoder embedding",
+        "description": "A French -> English translator trained with the `ulmfit` package: the attention "
+        "sequence-to-sequence model of fast.ai's 2018 course (`translate.ipynb`), trained with teacher forcing that "
+        "decays over training and a one-cycle schedule.",
+        "intended_use": "Translate short, everyday French sentences into English, like the sentence pairs it was "
+        "trained on.",
+        "limitations": "Its vocabularies are words: a French word unseen in training becomes `xxunk`, and an English "
+        "word outside its vocabulary can never be produced. It is small, was trained on short sentences, and degrades "
+        "on long or specialised text; it inherits the biases of its training pairs. BLEU and chrF are sacreBLEU's "
+        "corpus scores on detokenized text (signatures in `all_results.json`).",
+        "usage": """from transformers import pipeline
+
+translator = pipeline("translation", model="{model_id}", trust_remote_code=True)
+print(translator(["Je suis fatigué.", "Où est la gare ?"], num_beams=4))""",
+        "citations": ["bahdanau", "sacrebleu"],
+    },
+    "devise": {
+        "architecture": "DeViSE (Frome et al. 2013) as in fast.ai's 2018 lesson 11: a pretrained image backbone, "
+        "concat pooling and a two-layer BatchNorm/Dropout/Linear head that regresses images onto their labels' word "
+        "vectors",
+        "description": "A DeViSE model trained with the `ulmfit` package: images are mapped into a word-vector space, "
+        "so they can be labelled with any words that have vectors (zero-shot) and searched by text or by image.",
+        "intended_use": "Zero-shot image classification over candidate labels made of words in its vocabulary, "
+        "text-to-image and image-to-image search, and image embeddings (`image-feature-extraction`).",
+        "limitations": "It knows only the words of its word-vector vocabulary (a label with another word is an error "
+        "that names it). Its hit rates on classes it never trained on are far below those on its training classes, "
+        "and it inherits the biases of its images and of the word vectors.",
+        "usage": """from transformers import pipeline
+
+classifier = pipeline("zero-shot-image-classification", model="{model_id}", trust_remote_code=True)
+print(classifier("photo.jpg", candidate_labels=["goldfish", "tabby cat", "school bus"]))""",
+        "citations": ["devise"],
     },
 }
 
