@@ -1,0 +1,607 @@
+"""Train the attention GRU translator (fast.ai 2018, lesson 11) on sentence pairs, with Accelerate.
+
+Data are sentence pairs from the Hub (`--dataset_name`) or local csv/tsv/json/jsonl/parquet files with a source and a
+target column (`--source_column fr --target_column en`). A new `GruSeq2SeqTokenizer` is trained on the training pairs
+(the notebook's vocabularies: the 40,000 most frequent words of each language, no minimum frequency) unless
+`--tokenizer_name` gives one; pretrained word vectors (`--source_vectors/--target_vectors`, word2vec/fastText text
+format) can start the embeddings, as the notebook's fastText vectors did, and their vocabulary coverage is reported.
+
+The recipe is the notebook's "All" model: teacher forcing whose probability decays over training (`pr_force`, linear
+from 1.0 by default), Adam(W) with betas (0.8, 0.99) under a one-cycle schedule, gradient clipping, and batches of
+pairs of similar length (fastai's sortish sampler for training, sorted batches for evaluation; padding is masked in the
+encoder, the attention and the loss). Pairs longer than `--max_source_length/--max_target_length` tokens are dropped
+from training, never truncated, and their count is printed. Every epoch (and every `--eval_steps`) reports the
+validation loss and corpus sacreBLEU and chrF of greedy translations (`ulmfit.metrics.load("bleu_chrf")`);
+`--eval_num_beams 4` adds beam search at the end, and `--test_file` a held-out test set. Word vectors smaller than the
+embedding (50-d GloVe for a 300-d model) are an error unless `--project_vectors` maps them in with a fixed random
+orthogonal projection, which keeps their dot products; by default the vectors are scaled to the norm of the randomly
+initialised rows (the notebook's x3 for fastText).
+
+    # a smoke run on the Tatoeba sample shipped in the package (a few minutes on a CPU)
+    python scripts/train_translator.py --train_file src/ulmfit/data/tatoeba_fr_en_sample.parquet \\
+        --test_file src/ulmfit/data/tatoeba_fr_en_test.parquet --num_train_epochs 2 --output_dir runs/translator-tiny
+    # the fixed Tatoeba split (scripts/make_translation_split.py), about 25 minutes on one CPU core
+    python scripts/train_translator.py --train_file runs/data/tatoeba-fr-en/train.parquet \\
+        --validation_file runs/data/tatoeba-fr-en/validation.parquet \\
+        --test_file runs/data/tatoeba-fr-en/test.parquet \\
+        --source_vectors ../shared/data/vectors/fr.spacy-fasttext-cbow.300d.10k.txt \\
+        --target_vectors ../shared/data/vectors/glove.6B.50d.100k.txt --project_vectors \\
+        --min_freq 2 --max_source_length 30 --max_target_length 30 --per_device_train_batch_size 128 \\
+        --learning_rate 3e-3 --num_train_epochs 1 --max_train_steps 1000 --teacher_forcing_end 0.5 \\
+        --eval_steps 250 --eval_num_beams 4 --checkpointing_steps 500 --logging_steps 25 \\
+        --output_dir runs/translator-fr-en
+    # one GPU, bf16, or several GPUs
+    accelerate launch --mixed_precision bf16 scripts/train_translator.py ...
+"""
+
+import json
+import math
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, HfArgumentParser
+
+from ulmfit import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, GruSeq2SeqTokenizer, metrics
+from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
+from ulmfit.training import SortedBatchSampler, SortishBatchSampler
+from ulmfit.training.checkpoints import resume_from, save_checkpoint
+from ulmfit.training.data import load_text_datasets
+from ulmfit.training.language_modeling import plot_training_curve
+from ulmfit.training.recipe import apply_config_overrides, make_scheduler
+from ulmfit.training.word_vectors import WordVectors, initialize_embeddings, load_word_vectors
+
+
+TEACHER_FORCING_SCHEDULES = ("linear", "exponential", "constant")
+
+
+@dataclass
+class TranslatorTrainingArguments:
+    # --- data -------------------------------------------------------------------------------------------------------
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset with a column per language."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
+    train_file: str | None = field(default=None, metadata={"help": "Local csv/tsv/json/jsonl/parquet file."})
+    validation_file: str | None = field(default=None, metadata={"help": "Same format as --train_file."})
+    test_file: str | None = field(default=None, metadata={"help": "Held-out pairs scored once, after training."})
+    source_column: str = field(default="fr", metadata={"help": "Column holding the source sentences."})
+    target_column: str = field(default="en", metadata={"help": "Column holding their translations."})
+    validation_split_percentage: float = field(default=5, metadata={"help": "Held out when there is no validation."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training pairs."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation pairs."})
+    max_source_length: int | None = field(
+        default=None, metadata={"help": "Drop training pairs whose source has more tokens (xxeos included)."}
+    )
+    max_target_length: int | None = field(
+        default=None, metadata={"help": "Drop training pairs whose target has more tokens (xxeos included)."}
+    )
+    # --- tokenizer and model ----------------------------------------------------------------------------------------
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Reuse this tokenizer (folder or Hub id)."})
+    max_vocab: int = field(default=40000, metadata={"help": "Largest vocabulary per language (the notebook's)."})
+    min_freq: int = field(default=1, metadata={"help": "Fewest occurrences of a kept word (the notebook: 1)."})
+    source_lang: str = field(default="fr", metadata={"help": "Tokenizer rules of the source language."})
+    target_lang: str = field(default="en", metadata={"help": "Tokenizer rules of the target language."})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": 'e.g. "embedding_size=256,hidden_size=128" (GruSeq2SeqConfig fields).'}
+    )
+    source_vectors: str | None = field(default=None, metadata={"help": "Word vectors for the source embedding."})
+    target_vectors: str | None = field(default=None, metadata={"help": "Word vectors for the target embedding."})
+    vectors_scale: float | None = field(
+        default=None,
+        metadata={
+            "help": "Multiply the vectors by this (the notebook: 3); default: scale them to the mean norm of the "
+            "randomly initialised rows, which is the notebook's x3 for fastText vectors."
+        },
+    )
+    project_vectors: bool = field(
+        default=False,
+        metadata={
+            "help": "Map vectors smaller than `embedding_size` (e.g. 50-d GloVe into 300-d) through a fixed random "
+            "orthogonal projection, which keeps their dot products; without it a dimension mismatch is an error."
+        },
+    )
+    # --- optimisation -----------------------------------------------------------------------------------------------
+    per_device_train_batch_size: int = field(default=125, metadata={"help": "Pairs per batch (the notebook: 125)."})
+    per_device_eval_batch_size: int = field(default=200, metadata={"help": "Pairs per evaluation batch."})
+    num_train_epochs: int = field(default=15, metadata={"help": "Epochs (the notebook's attention model: 15)."})
+    max_train_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps."})
+    learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate (the notebook: 2e-3)."})
+    pct_start: float = field(default=0.25, metadata={"help": "One-cycle warm-up fraction."})
+    adam_beta1: float = field(default=0.8, metadata={"help": "Adam beta1 (cycled 0.8-0.7-0.8 by one-cycle)."})
+    adam_beta2: float = field(default=0.99, metadata={"help": "Adam beta2 (the notebook: 0.99)."})
+    weight_decay: float = field(default=0.01, metadata={"help": "Decoupled weight decay (fastai's default)."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping; 0 disables."})
+    teacher_forcing_schedule: str = field(default="linear", metadata={"help": "linear | exponential | constant"})
+    teacher_forcing_start: float = field(default=1.0, metadata={"help": "Teacher-forcing probability at step 0."})
+    teacher_forcing_end: float = field(default=0.0, metadata={"help": "Probability once the decay is over."})
+    teacher_forcing_epochs: float | None = field(
+        default=None, metadata={"help": "Epochs the decay lasts (default: the whole run; the notebook: 10 of 15)."}
+    )
+    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
+    seed: int = field(default=42, metadata={"help": "Seed of everything random."})
+    # --- evaluation -------------------------------------------------------------------------------------------------
+    eval_steps: int | None = field(default=None, metadata={"help": "Also validate every N steps (not only epochs)."})
+    eval_num_beams: int = field(default=1, metadata={"help": "Above 1: also score beam search, after training."})
+    # --- checkpoints, logging and hub --------------------------------------------------------------------------------
+    output_dir: str = field(default="runs/translator", metadata={"help": "Where the model, logs and plots go."})
+    logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N optimizer steps."})
+    checkpointing_steps: str | None = field(default=None, metadata={"help": "N (every N steps) or `epoch`."})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or `latest`."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder, model card last."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Repo id (default: output folder name)."})
+    hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
+
+
+def teacher_forcing_ratio(step: int, decay_steps: int, schedule: str, start: float, end: float) -> float:
+    """
+    The probability of feeding the gold previous word at optimizer step `step` (the notebook's `pr_force`, which fell
+    linearly from 1 to 0 over 10 epochs): `linear` or `exponential` (geometric) from `start` to `end` over
+    `decay_steps`, then `end`; `constant` stays at `start`.
+    """
+    progress = min(1.0, step / max(1, decay_steps))
+    if schedule == "linear":
+        return start + (end - start) * progress
+    if schedule == "exponential":
+        return start * (end / start) ** progress
+    return start
+
+
+def check_arguments(args):
+    """Clear errors for options that cannot work together, before any data is read."""
+    if args.checkpointing_steps not in (None, "epoch") and not args.checkpointing_steps.isdigit():
+        raise ValueError(
+            f"--checkpointing_steps must be a number of steps or `epoch`, not {args.checkpointing_steps!r}."
+        )
+    if args.teacher_forcing_schedule not in TEACHER_FORCING_SCHEDULES:
+        raise ValueError(
+            f"--teacher_forcing_schedule must be one of {TEACHER_FORCING_SCHEDULES}, "
+            f"not {args.teacher_forcing_schedule!r}."
+        )
+    for name in ("teacher_forcing_start", "teacher_forcing_end"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise ValueError(f"--{name} is a probability in [0, 1], got {getattr(args, name)}.")
+    if (
+        args.teacher_forcing_schedule == "exponential"
+        and min(args.teacher_forcing_start, args.teacher_forcing_end) <= 0
+    ):
+        raise ValueError("An exponential teacher-forcing decay needs --teacher_forcing_start/_end above 0.")
+    if args.source_column == args.target_column:
+        raise ValueError(f"--source_column and --target_column are both {args.source_column!r}.")
+    for name in ("max_source_length", "max_target_length"):
+        if getattr(args, name) is not None and getattr(args, name) < 2:
+            raise ValueError(f"--{name} counts tokens with xxeos and must be at least 2, got {getattr(args, name)}.")
+
+
+def load_pairs(args, dataset_name, train_file, validation_file):
+    """`train` and `validation` pairs with columns `source` and `target` (see `load_text_datasets`)."""
+    # load_text_datasets names its text column "text": the source, unless the target is the column called "text"
+    first, second = (args.source_column, args.target_column)
+    if second == "text":
+        first, second = second, first
+    try:
+        raw = load_text_datasets(
+            dataset_name,
+            args.dataset_config_name,
+            train_file,
+            validation_file,
+            first,
+            args.validation_split_percentage,
+            seed=args.seed,
+            extra_columns=[second],
+        )
+    except ValueError as error:
+        if "not found in the training data" in str(error):
+            message = str(error).replace(
+                "Pick the text with --text_column", "Pick them with --source_column/--target_column"
+            )
+            raise ValueError(message) from error
+        raise
+    names = {"text": "source" if first == args.source_column else "target"}
+    names[second] = "target" if second == args.target_column else "source"
+    return raw.rename_columns(names)
+
+
+def drop_blank_pairs(dataset, split: str, accelerator):
+    """Pairs with a missing or blank side cannot be learned from nor scored: they are dropped, and counted."""
+    kept = dataset.filter(
+        lambda row: all(isinstance(row[side], str) and row[side].strip() for side in ("source", "target"))
+    )
+    if len(kept) < len(dataset):
+        accelerator.print(f"{split}: dropped {len(dataset) - len(kept)} pairs with an empty or missing sentence")
+    if len(kept) == 0:
+        raise ValueError(f"The {split} split has no pair with both sentences present.")
+    return kept
+
+
+def load_vectors(path: str, embedding_size: int, project: bool, seed: int) -> WordVectors:
+    """Word vectors for an embedding of `embedding_size`; smaller ones through a fixed orthogonal map if asked."""
+    vectors = load_word_vectors(path)
+    if vectors.dimension == embedding_size:
+        return vectors
+    if vectors.dimension > embedding_size or not project:
+        raise ValueError(
+            f"{path} holds {vectors.dimension}-d vectors but the model's embedding_size is {embedding_size}: pass "
+            f'--config_overrides "embedding_size={vectors.dimension}"'
+            + (", or --project_vectors to map them into the larger embedding." if not project else ".")
+        )
+    # Orthonormal rows: (x P) . (y P) = x . y, so the vectors keep their geometry in the larger space
+    generator = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(embedding_size, vectors.dimension, generator=generator))
+    return WordVectors(words=vectors.words, vectors=vectors.vectors @ basis.T)  # (words, embedding_size)
+
+
+@torch.no_grad()
+def evaluate_translator(model, loader, accelerator, tokenizer, references, num_beams=1, with_loss=True) -> dict:
+    """
+    Loss (teacher forced, per target token) and corpus BLEU/chrF of `generate()` translations, over sorted batches
+    gathered across processes; predictions are decoded text, references the untouched target sentences.
+    """
+    model.eval()
+    unwrapped = accelerator.unwrap_model(model)
+    metric = metrics.load("bleu_chrf")
+    loss_sum, token_count, translations = 0.0, 0, {}
+    for batch in loader:
+        index = batch.pop("index")
+        per_sentence = torch.zeros(index.size(0), device=index.device)
+        tokens = torch.zeros(index.size(0), device=index.device)
+        if with_loss:
+            logits = model(**batch).logits  # (batch, target, decoder_vocab)
+            per_token = F.cross_entropy(logits.transpose(1, 2).float(), batch["labels"], reduction="none")
+            per_sentence, tokens = per_token.sum(1), (batch["labels"] != -100).sum(1).float()  # (batch,)
+        generated = unwrapped.generate(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], num_beams=num_beams
+        )
+        generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
+        generated, index, per_sentence, tokens = accelerator.gather_for_metrics(
+            (generated, index, per_sentence, tokens)
+        )
+        loss_sum, token_count = loss_sum + per_sentence.sum().item(), token_count + int(tokens.sum().item())
+        for row, text in zip(index.tolist(), tokenizer.batch_decode(generated, skip_special_tokens=True)):
+            translations[row] = text
+    model.train()
+    rows = sorted(translations)
+    predictions = [translations[row] for row in rows]
+    result = metric.compute(predictions=predictions, references=[references[row] for row in rows])
+    scores = {"bleu": result["bleu"], "chrf": result["chrf"], "bleu_signature": result["bleu_signature"]}
+    if with_loss:
+        scores["loss"] = loss_sum / max(1, token_count)
+    scores["examples"] = predictions[:3]
+    return scores
+
+
+def main():
+    (args,) = HfArgumentParser(TranslatorTrainingArguments).parse_args_into_dataclasses()
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=args.mixed_precision)
+    set_seed(args.seed)
+    check_arguments(args)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. Sentence pairs and the tokenizer (trained on the training pairs by the main process, loaded by the others)
+    with accelerator.main_process_first():
+        raw = load_pairs(args, args.dataset_name, args.train_file, args.validation_file)
+        for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples)):
+            if limit:
+                raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+        if args.test_file:
+            # the whole file, read through the same checks (as the "validation" of itself)
+            raw["test"] = load_pairs(args, None, args.test_file, args.test_file)["validation"]
+        for split in raw:
+            raw[split] = drop_blank_pairs(raw[split], split, accelerator)
+        tokenizer_dir = output_dir / "tokenizer"
+        if args.tokenizer_name is None and accelerator.is_main_process:
+            GruSeq2SeqTokenizer.train(
+                raw["train"]["source"],
+                raw["train"]["target"],
+                max_vocab=args.max_vocab,
+                min_freq=args.min_freq,
+                source_lang=args.source_lang,
+                target_lang=args.target_lang,
+            ).save_pretrained(tokenizer_dir)
+    with accelerator.main_process_first():
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name or tokenizer_dir)
+
+        def encode(batch, indices):
+            encoded = tokenizer(batch["source"], text_target=batch["target"])
+            return {"input_ids": encoded["input_ids"], "labels": encoded["labels"], "index": indices}
+
+        tokenized = {
+            split: raw[split].map(
+                encode, batched=True, with_indices=True, remove_columns=["source", "target"], desc="Tokenizing"
+            )
+            for split in raw
+        }
+    references = {split: raw[split]["target"] for split in raw if split != "train"}
+
+    # 2. Over-long training pairs are dropped (never truncated), and counted
+    limits = (args.max_source_length or math.inf, args.max_target_length or math.inf)
+    if args.max_source_length or args.max_target_length:
+        before = len(tokenized["train"])
+        tokenized["train"] = tokenized["train"].filter(
+            lambda row: len(row["input_ids"]) <= limits[0] and len(row["labels"]) <= limits[1]
+        )
+        accelerator.print(
+            f"dropped {before - len(tokenized['train'])} of {before} training pairs longer than "
+            f"max_source_length={args.max_source_length} / max_target_length={args.max_target_length} tokens"
+        )
+        if len(tokenized["train"]) == 0:
+            raise ValueError("Every training pair is longer than --max_source_length/--max_target_length.")
+    lengths = {
+        split: [max(len(s), len(t)) for s, t in zip(data["input_ids"], data["labels"])]
+        for split, data in tokenized.items()
+    }
+    longest_target = max(len(labels) for labels in tokenized["train"]["labels"])
+    accelerator.print(
+        f"vocabularies: {tokenizer.vocab_size} source, {tokenizer.target_vocab_size} target tokens; pairs: "
+        + ", ".join(f"{len(data)} {split}" for split, data in tokenized.items())
+    )
+
+    # 3. Model (built after seeding), pretrained vectors in its embeddings, generation defaults from the data
+    config = GruSeq2SeqConfig(vocab_size=tokenizer.vocab_size, decoder_vocab_size=tokenizer.target_vocab_size)
+    config = apply_config_overrides(config, args.config_overrides or "")
+    if (config.vocab_size, config.decoder_vocab_size) != (tokenizer.vocab_size, tokenizer.target_vocab_size):
+        raise ValueError("--config_overrides cannot change the vocabulary sizes: they are the tokenizer's.")
+    model = GruSeq2SeqForConditionalGeneration(config)
+    coverage = {}
+    for side, path, embedding, vocab in (
+        ("source", args.source_vectors, model.get_input_embeddings(), tokenizer.get_vocab()),
+        ("target", args.target_vectors, model.get_decoder().embed_tokens, tokenizer.get_target_vocab()),
+    ):
+        if path is None:
+            continue
+        vectors = load_vectors(path, config.embedding_size, args.project_vectors, args.seed)
+        scale = args.vectors_scale
+        if scale is None:  # the random rows' mean norm, initializer_range * sqrt(embedding_size)
+            mean_norm = vectors.vectors.norm(dim=1).mean().item()
+            scale = config.initializer_range * math.sqrt(config.embedding_size) / mean_norm
+        found = initialize_embeddings(embedding, vocab, vectors, scale=float(scale))
+        coverage[side] = {"vectors": Path(path).name, "coverage": found.coverage, "found": found.found}
+        coverage[side].update(total=found.total, scale=float(scale), missing_examples=found.missing[:10])
+        accelerator.print(
+            f"{side} vectors {Path(path).name}: {found.found}/{found.total} words ({found.coverage:.1%}) found, "
+            f"scaled x{scale:.2f}; e.g. missing {found.missing[:5]}"
+        )
+    model.generation_config.max_new_tokens = longest_target  # generate() would otherwise stop at 20 tokens
+    model.generation_config.suppress_tokens = tokenizer.suppress_token_ids  # never xxunk/xxpad/xxbos (`no_unk`)
+    accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
+
+    # 4. Length-bucketed batches (accelerate shards whole batches across processes), optimizer
+    def collate(features, keep_index=False):
+        """Right padding: `xxpad` and a zero mask after the sources, -100 (ignored by the loss) after the targets."""
+        source_length = max(len(f["input_ids"]) for f in features)
+        target_length = max(len(f["labels"]) for f in features)
+        pad = tokenizer.pad_token_id
+        batch = {
+            "input_ids": torch.tensor(
+                [f["input_ids"] + [pad] * (source_length - len(f["input_ids"])) for f in features]
+            ),
+            "attention_mask": torch.tensor(
+                [[1] * len(f["input_ids"]) + [0] * (source_length - len(f["input_ids"])) for f in features]
+            ),
+            "labels": torch.tensor([f["labels"] + [-100] * (target_length - len(f["labels"])) for f in features]),
+        }
+        if keep_index:
+            batch["index"] = torch.tensor([f["index"] for f in features])
+        return batch
+
+    # Each loader draws its base seed from its own generator, not the global one that dropout and teacher forcing use:
+    # a resumed run then builds its loaders without shifting the random draws it continues with.
+    train_sampler = SortishBatchSampler(lengths["train"], args.per_device_train_batch_size, seed=args.seed)
+    train_loader = torch.utils.data.DataLoader(
+        tokenized["train"],
+        batch_sampler=train_sampler,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(0),
+    )
+    eval_loaders = {
+        split: torch.utils.data.DataLoader(
+            tokenized[split],
+            batch_sampler=SortedBatchSampler(lengths[split], args.per_device_eval_batch_size),
+            collate_fn=lambda features: collate(features, keep_index=True),
+            generator=torch.Generator().manual_seed(0),
+        )
+        for split in tokenized
+        if split != "train"
+    }
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.weight_decay,
+    )
+    model, optimizer, train_loader, *prepared = accelerator.prepare(
+        model, optimizer, train_loader, *eval_loaders.values()
+    )
+    eval_loaders = dict(zip(eval_loaders, prepared))
+    unwrapped = accelerator.unwrap_model(model)
+
+    total_steps = args.num_train_epochs * len(train_loader)
+    if args.max_train_steps is not None:
+        total_steps = min(total_steps, args.max_train_steps)
+    epochs = math.ceil(total_steps / len(train_loader))
+    decay_steps = total_steps
+    if args.teacher_forcing_epochs is not None:
+        decay_steps = max(1, round(args.teacher_forcing_epochs * len(train_loader)))
+
+    def forcing(step: int) -> float:
+        return teacher_forcing_ratio(
+            step, decay_steps, args.teacher_forcing_schedule, args.teacher_forcing_start, args.teacher_forcing_end
+        )
+
+    def schedule(_=None):
+        return make_scheduler("one_cycle", optimizer, total_steps, pct_start=args.pct_start)
+
+    # 5. Resume, if asked: the epoch and batch the run stopped at, with its scheduler and RNG states
+    position = {"epoch": 0, "batch": 0, "completed_steps": 0, "running_loss": [0.0, 0]}
+    log, scheduler = [], None
+    resumed = resume_from(accelerator, args.resume_from_checkpoint, output_dir, schedule)
+    if resumed is not None:
+        position, scheduler, _ = resumed
+        log = position.pop("log", [])
+    scheduler = scheduler or schedule()
+
+    def validate(epoch: int) -> dict:
+        """Validation loss, greedy BLEU and chrF, into the log."""
+        scores = evaluate_translator(
+            model, eval_loaders["validation"], accelerator, tokenizer, references["validation"]
+        )
+        row = {"step": step, "epoch": epoch, "valid_loss": scores["loss"], "bleu": scores["bleu"]}
+        log.append({**row, "chrf": scores["chrf"]})
+        accelerator.print(
+            f"step {step} (epoch {epoch}): validation loss {scores['loss']:.4f}, BLEU {scores['bleu']:.2f}, "
+            f"chrF {scores['chrf']:.2f}, teacher forcing {forcing(step):.2f}; e.g. {scores['examples'][:2]}"
+        )
+        return scores
+
+    # 6. Train: epochs of sortish batches, teacher forcing decaying step by step
+    step, (loss_sum, loss_count) = position["completed_steps"], position["running_loss"]
+    scores = {}
+    started = time.perf_counter()
+    model.train()
+    for epoch in range(position["epoch"], epochs):
+        skip = position["batch"] if epoch == position["epoch"] else 0
+        progress = tqdm(
+            total=len(train_loader), initial=skip, desc=f"epoch {epoch}", disable=not accelerator.is_main_process
+        )
+        # accelerate's loader re-applies its own epoch count to the sampler whenever it starts; the sampler is also
+        # told directly, since `set_epoch` reaches it neither through the batch skipper of a resumed epoch nor
+        # through the per-process sharding of several processes.
+        train_loader.set_epoch(epoch)
+        train_sampler.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        for batch_index, batch in enumerate(batches, start=skip):
+            ratio = forcing(step)
+            loss = model(**batch, teacher_forcing_ratio=ratio).loss
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"The loss became {loss.item()} at step {step}; nothing was saved.")
+            accelerator.backward(loss)
+            if args.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss.item():.3f}", forcing=f"{ratio:.2f}")
+            if step % args.logging_steps == 0 or step == total_steps:
+                mean = accelerator.reduce(torch.tensor(loss_sum / loss_count, device=accelerator.device), "mean")
+                lr = optimizer.param_groups[0]["lr"]
+                log.append(
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "train_loss": mean.item(),
+                        "learning_rate": lr,
+                        "teacher_forcing": ratio,
+                    }
+                )
+                loss_sum, loss_count = 0.0, 0
+            if args.eval_steps and step % args.eval_steps == 0:
+                scores = validate(epoch)
+            every = int(args.checkpointing_steps) if (args.checkpointing_steps or "").isdigit() else 0
+            if every and step % every == 0:
+                here = {"epoch": epoch, "batch": batch_index + 1, "completed_steps": step}
+                here.update(running_loss=[loss_sum, loss_count], log=log)
+                save_checkpoint(accelerator, output_dir, f"step_{step}", here, scheduler, None)
+            if step >= total_steps:
+                break
+        progress.close()
+
+        # end of an epoch: validation, unless --eval_steps just did it
+        if not (log and "valid_loss" in log[-1] and log[-1]["step"] == step):
+            scores = validate(epoch)
+        if args.checkpointing_steps == "epoch":
+            here = {"epoch": epoch + 1, "batch": 0, "completed_steps": step, "running_loss": [loss_sum, loss_count]}
+            save_checkpoint(accelerator, output_dir, f"epoch_{epoch}", {**here, "log": log}, scheduler, None)
+    train_runtime = time.perf_counter() - started
+
+    # 7. Final scores: the last validation, the held-out test pairs, and beam search on both
+    final = next(row for row in reversed(log) if "valid_loss" in row)
+    results = {"eval_loss": final["valid_loss"], "eval_bleu": final["bleu"], "eval_chrf": final["chrf"]}
+    results.update(train_steps=step, train_runtime_s=round(train_runtime, 1))
+    if "test" in eval_loaders:
+        scores = evaluate_translator(model, eval_loaders["test"], accelerator, tokenizer, references["test"])
+        results.update(test_loss=scores["loss"], test_bleu=scores["bleu"], test_chrf=scores["chrf"])
+    beams = args.eval_num_beams
+    for split, prefix in (("validation", "eval"), ("test", "test")):
+        if beams > 1 and split in eval_loaders:
+            beam = evaluate_translator(
+                model, eval_loaders[split], accelerator, tokenizer, references[split], beams, with_loss=False
+            )
+            results[f"{prefix}_bleu_beam{beams}"], results[f"{prefix}_chrf_beam{beams}"] = beam["bleu"], beam["chrf"]
+    results["bleu_signature"] = scores.get("bleu_signature")
+    scored = ", ".join(f"{k} {v:.2f}" for k, v in results.items() if "bleu" in k and isinstance(v, float))
+    accelerator.print(scored)
+
+    # 8. Save: model (with remote code and the translation pipeline), tokenizer, results, log, plot, card; then push
+    accelerator.wait_for_everyone()
+    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    if not accelerator.is_main_process:
+        return
+    tokenizer.save_pretrained(output_dir)
+    shutil.rmtree(tokenizer_dir, ignore_errors=True)  # its copy for the other processes; the folder has its own
+    results["vector_coverage"] = coverage
+    (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
+    (output_dir / "training_log.json").write_text(json.dumps(log, indent=2))
+    try:
+        plot_training_curve(log, output_dir / "training_curve.png")
+    except ImportError as error:  # the curve is a convenience; the model and its card are saved regardless
+        accelerator.print(f"no training_curve.png: {error}")
+    repo_id = args.hub_model_id or output_dir.name
+    test = "test_bleu" in results
+    data_name = Path(args.test_file).name if test else args.dataset_name or Path(args.train_file).name
+    described = [args.dataset_name or f"local file `{Path(args.train_file).name}`"]
+    described.append(f"{len(tokenized['train'])} training pairs")
+    described += [
+        f"{side} embedding from `{c['vectors']}` ({c['found']}/{c['total']} words, {c['coverage']:.1%})"
+        for side, c in coverage.items()
+    ]
+    card = render_model_card(
+        ModelCardInfo(
+            model_id=repo_id,
+            family="gru_seq2seq_translator",
+            model_class="GruSeq2SeqForConditionalGeneration",
+            language=[args.source_lang, args.target_lang],
+            tags=["ulmfit", "fastai", "translation", "seq2seq", "gru"],
+            pipeline_tag="translation",
+            task_type="translation",
+            datasets=[args.dataset_name] if args.dataset_name else [],
+            dataset_name=data_name,
+            datasets_description="; ".join(described),
+            dataset_split="test" if test else "validation",
+            metrics={
+                name: results[f"{'test' if test else 'eval'}_{name}"]
+                for name in ("bleu", "chrf", f"bleu_beam{beams}", f"chrf_beam{beams}")
+                if f"{'test' if test else 'eval'}_{name}" in results
+            },
+            training_command=" ".join(shlex.quote(part) for part in ["python", *sys.argv]),
+            hyperparameters={k: v for k, v in asdict(args).items() if v is not None and k != "hub_token"},
+            training_log=log,
+        )
+    )
+    card.save(output_dir / "README.md")
+    if args.push_to_hub:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=args.hub_token)
+        api.create_repo(repo_id, exist_ok=True)
+        api.upload_folder(
+            folder_path=str(output_dir),
+            repo_id=repo_id,
+            ignore_patterns=["step_*", "epoch_*", "*.tmp", "README.md"],
+        )
+        push_model_card_last(card, repo_id, token=args.hub_token)
+        accelerator.print(f"pushed to https://huggingface.co/{repo_id}")
+    accelerator.print(str(output_dir.resolve()))
+
+
+if __name__ == "__main__":
+    main()
