@@ -232,7 +232,10 @@ def main():
                 disable=not accelerator.is_main_process,
             )
             batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-            batches.set_epoch(epoch_index)  # the loader passes it to the sampler (it would otherwise count its own)
+            batches.set_epoch(epoch_index)  # the loader's own epoch count (it would otherwise count its own)
+            # and the sampler's, told directly: `set_epoch` does not reach it through accelerate's batch skipper (a
+            # resumed epoch) or its per-process `BatchSamplerShard` (every process would replay epoch 0's order)
+            train_sampler.set_epoch(epoch_index)
             for batch_index, batch in enumerate(batches, start=skip):
                 loss = model(**batch).loss
                 if not torch.isfinite(loss):

@@ -671,6 +671,8 @@ def main():
         model.train()
         batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
         batches.set_epoch(epoch)
+        # told directly too: accelerate's batch skipper and per-process `BatchSamplerShard` do not pass it on
+        train_sampler.set_epoch(epoch)
         progress = tqdm(
             total=len(train_loader), initial=skip, desc=f"epoch {epoch}", disable=not accelerator.is_main_process
         )

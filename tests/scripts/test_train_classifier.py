@@ -107,7 +107,8 @@ def test_a_run_resumed_mid_epoch_or_at_a_stage_boundary_ends_with_the_same_weigh
     script([*args, "--output_dir", reference, "--checkpointing_steps", 1])
     steps_per_epoch = json.loads((reference / "training_log.json").read_text())[0]["step"]
     assert steps_per_epoch > 2
-    for checkpoint in ("step_2", f"step_{steps_per_epoch}"):  # dropout masks, batch order, one-cycle, frozen groups
+    # dropout masks, batch order (also mid-way through a later epoch), one-cycle, frozen groups
+    for checkpoint in ("step_2", f"step_{steps_per_epoch}", f"step_{2 * steps_per_epoch + 1}"):
         assert_same_run(resume(script, args, reference, checkpoint, tmp_path), reference)
 
 

@@ -205,8 +205,8 @@ def test_a_run_resumed_mid_epoch_or_at_an_epoch_boundary_ends_with_the_same_weig
     args = common_args(data, "--unseen_classes", UNSEEN, *mode)
     reference = tmp_path / "reference"
     script([*args, "--output_dir", reference, "--checkpointing_steps", 1])
-    # mid-epoch (dropout and drop-connect masks, batch order, one cycle) and an epoch's end
-    for checkpoint in ("step_2", "step_4"):
+    # mid-epoch (dropout and drop-connect masks, batch order, one cycle), an epoch's end, mid-way through a later one
+    for checkpoint in ("step_2", "step_4", "step_6"):
         capsys.readouterr()
         assert_same_run(resume(script, args, reference, checkpoint, tmp_path), reference)
         assert f"at optimizer step {checkpoint[5:]}" in capsys.readouterr().out
