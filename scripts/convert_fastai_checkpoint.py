@@ -26,7 +26,7 @@ from huggingface_hub import ModelCard
 
 from ulmfit import AwdLstmForSequenceClassification
 from ulmfit.convert_fastai import TASKS, convert_fastai_checkpoint
-from ulmfit.model_card import push_model_card_last
+from ulmfit.model_card import push_folder_then_card
 
 
 def parse_overrides(text: str | None) -> dict:
@@ -95,12 +95,7 @@ def main(argv=None):
 
     # 2. Upload: the folder, then the card (push_to_hub of the weights would replace a card uploaded first)
     if args.push_to_hub:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=args.hub_token)
-        api.create_repo(repo_id, exist_ok=True)
-        api.upload_folder(folder_path=str(output_dir), repo_id=repo_id, ignore_patterns=["README.md"])
-        push_model_card_last(ModelCard.load(output_dir / "README.md"), repo_id, token=args.hub_token)
+        push_folder_then_card(output_dir, ModelCard.load(output_dir / "README.md"), repo_id, args.hub_token, ())
         print(f"pushed to {repo_id}")
     print(output_dir.resolve())
 

@@ -12,9 +12,7 @@ the layer groups, with AR/TAR in the loss and gradient clipping.
 """
 
 import json
-import shlex
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,7 +22,13 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
 
 from ulmfit import metrics
-from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
+from ulmfit.model_card import (
+    ModelCardInfo,
+    push_folder_then_card,
+    render_model_card,
+    script_command,
+    script_hyperparameters,
+)
 from ulmfit.training import SortedBatchSampler, SortishBatchSampler, discriminative_param_groups
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import load_text_datasets
@@ -289,21 +293,14 @@ def main():
             datasets=[args.dataset_name] if args.dataset_name else [],
             dataset_name=args.dataset_name or Path(args.train_file).name,
             metrics={"accuracy": results["eval_accuracy"], "f1": results["eval_f1"]},
-            training_command=" ".join(shlex.quote(part) for part in ["python", *sys.argv]),
-            hyperparameters={k: v for k, v in asdict(args).items() if v is not None and k != "hub_token"},
+            training_command=script_command(),
+            hyperparameters=script_hyperparameters(args),
             training_log=log,
         )
     )
     card.save(output_dir / "README.md")
     if args.push_to_hub:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=args.hub_token)
-        api.create_repo(repo_id, exist_ok=True)
-        api.upload_folder(
-            folder_path=str(output_dir), repo_id=repo_id, ignore_patterns=["step_*", "epoch_*", "*.tmp", "README.md"]
-        )
-        push_model_card_last(card, repo_id, token=args.hub_token)
+        push_folder_then_card(output_dir, card, repo_id, token=args.hub_token)
     accelerator.print(f"accuracy {results['eval_accuracy']:.4f}, f1 {results['eval_f1']:.4f}")
     accelerator.print(str(output_dir.resolve()))
 

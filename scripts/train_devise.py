@@ -43,9 +43,7 @@ import hashlib
 import json
 import os
 import re
-import shlex
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -59,7 +57,13 @@ from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, HfArgumentParser
 
 from ulmfit import DeviseConfig, DeviseImageProcessor, DeviseIndex, DeviseModel, DeviseProcessor, metrics
-from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
+from ulmfit.model_card import (
+    ModelCardInfo,
+    push_folder_then_card,
+    render_model_card,
+    script_command,
+    script_hyperparameters,
+)
 from ulmfit.models.devise.image_processing_devise import open_image
 from ulmfit.models.devise.tokenization_devise import DeviseTokenizer, load_devise_word_vectors, read_word_vectors
 from ulmfit.training import SortedBatchSampler, SortishBatchSampler
@@ -752,21 +756,14 @@ def main():
             datasets_description=described,
             dataset_name=dataset,
             metrics=final,
-            training_command=" ".join(shlex.quote(part) for part in ["python", *sys.argv]),
-            hyperparameters={k: v for k, v in asdict(args).items() if v is not None and k != "hub_token"},
+            training_command=script_command(),
+            hyperparameters=script_hyperparameters(args),
             training_log=log,
         )
     )
     card.save(output_dir / "README.md")
     if args.push_to_hub:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=args.hub_token)
-        api.create_repo(repo_id, exist_ok=True)
-        api.upload_folder(
-            folder_path=str(output_dir), repo_id=repo_id, ignore_patterns=["step_*", "epoch_*", "*.tmp", "README.md"]
-        )
-        push_model_card_last(card, repo_id, token=args.hub_token)
+        push_folder_then_card(output_dir, card, repo_id, token=args.hub_token)
     accelerator.print(", ".join(f"{name} {value:.4f}" for name, value in final.items()))
     accelerator.print(str(output_dir.resolve()))
 

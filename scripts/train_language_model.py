@@ -22,8 +22,6 @@ the mean embedding (fastai's `match_embeds`).
 """
 
 import json
-import shlex
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -36,7 +34,14 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser
 
 from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmTokenizer
-from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
+from ulmfit.model_card import (
+    CHECKPOINT_PATTERNS,
+    ModelCardInfo,
+    push_folder_then_card,
+    render_model_card,
+    script_command,
+    script_hyperparameters,
+)
 from ulmfit.training import discriminative_param_groups, scale_learning_rates, unfreeze
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import LanguageModelStream, StreamingLanguageModelStream, load_text_datasets
@@ -450,8 +455,8 @@ def main():
                 for k, v in (("perplexity", final.get("perplexity")), ("accuracy", final.get("accuracy")))
                 if v is not None
             },
-            training_command=" ".join(shlex.quote(part) for part in ["python", *sys.argv]),
-            hyperparameters={k: v for k, v in asdict(args).items() if v is not None and k != "hub_token"},
+            training_command=script_command(),
+            hyperparameters=script_hyperparameters(args),
             training_log=log,
         )
     )
@@ -460,18 +465,8 @@ def main():
         accelerator.end_training()
     accelerator.print(f"validation perplexity {results['perplexity']}, accuracy {results['eval_accuracy']}")
     if args.push_to_hub:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=args.hub_token)
-        api.create_repo(repo_id, exist_ok=True)
         (output_dir / ".gitignore").write_text("step_*\nepoch_*\n*.tmp\n")
-        api.upload_folder(
-            folder_path=str(output_dir),
-            repo_id=repo_id,
-            commit_message="End of training",
-            ignore_patterns=["step_*", "epoch_*", "*.tmp", "tokenizer/*", "README.md"],
-        )
-        push_model_card_last(card, repo_id, token=args.hub_token)
+        push_folder_then_card(output_dir, card, repo_id, args.hub_token, [*CHECKPOINT_PATTERNS, "tokenizer/*"])
         accelerator.print(f"pushed to https://huggingface.co/{repo_id}")
     accelerator.print(str(output_dir.resolve()))
 

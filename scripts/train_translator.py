@@ -36,11 +36,9 @@ initialised rows (the notebook's x3 for fastText).
 
 import json
 import math
-import shlex
 import shutil
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -51,7 +49,13 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, HfArgumentParser
 
 from ulmfit import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, GruSeq2SeqTokenizer, metrics
-from ulmfit.model_card import ModelCardInfo, push_model_card_last, render_model_card
+from ulmfit.model_card import (
+    ModelCardInfo,
+    push_folder_then_card,
+    render_model_card,
+    script_command,
+    script_hyperparameters,
+)
 from ulmfit.training import SortedBatchSampler, SortishBatchSampler
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import load_text_datasets
@@ -582,23 +586,14 @@ def main():
                 for name in ("bleu", "chrf", f"bleu_beam{beams}", f"chrf_beam{beams}")
                 if f"{'test' if test else 'eval'}_{name}" in results
             },
-            training_command=" ".join(shlex.quote(part) for part in ["python", *sys.argv]),
-            hyperparameters={k: v for k, v in asdict(args).items() if v is not None and k != "hub_token"},
+            training_command=script_command(),
+            hyperparameters=script_hyperparameters(args),
             training_log=log,
         )
     )
     card.save(output_dir / "README.md")
     if args.push_to_hub:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=args.hub_token)
-        api.create_repo(repo_id, exist_ok=True)
-        api.upload_folder(
-            folder_path=str(output_dir),
-            repo_id=repo_id,
-            ignore_patterns=["step_*", "epoch_*", "*.tmp", "README.md"],
-        )
-        push_model_card_last(card, repo_id, token=args.hub_token)
+        push_folder_then_card(output_dir, card, repo_id, token=args.hub_token)
         accelerator.print(f"pushed to https://huggingface.co/{repo_id}")
     accelerator.print(str(output_dir.resolve()))
 

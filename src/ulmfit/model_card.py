@@ -6,7 +6,9 @@ package data). It renders offline; `push_model_card_last` uploads it after the w
 """
 
 import platform
-from dataclasses import dataclass, field
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -262,4 +264,43 @@ def push_model_card_last(card: ModelCard, repo_id: str, token: str | None = None
     )
 
 
-__all__ = ["ModelCardInfo", "push_model_card_last", "render_model_card"]
+# what a training run writes beside the model and never uploads: resumable checkpoints, half-written files
+CHECKPOINT_PATTERNS = ("step_*", "epoch_*", "*.tmp")
+
+
+def push_folder_then_card(
+    output_dir, card: ModelCard, repo_id: str, token: str | None = None, ignore_patterns=CHECKPOINT_PATTERNS
+) -> None:
+    """Create the Hub repo, upload the output folder in one commit (without `ignore_patterns`), then the card last."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(
+        folder_path=str(output_dir),
+        repo_id=repo_id,
+        commit_message="Upload model",
+        ignore_patterns=[*ignore_patterns, "README.md"],
+    )
+    push_model_card_last(card, repo_id, token=token)
+
+
+def script_command() -> str:
+    """The command line that started this script, shell-quoted, for the card's "how it was made"."""
+    return " ".join(shlex.quote(part) for part in ["python", *sys.argv])
+
+
+def script_hyperparameters(args) -> dict:
+    """A training script's arguments as the card's hyperparameter table (unset ones and the token left out)."""
+    return {name: value for name, value in asdict(args).items() if value is not None and name != "hub_token"}
+
+
+__all__ = [
+    "CHECKPOINT_PATTERNS",
+    "ModelCardInfo",
+    "push_folder_then_card",
+    "push_model_card_last",
+    "render_model_card",
+    "script_command",
+    "script_hyperparameters",
+]
