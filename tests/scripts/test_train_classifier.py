@@ -1,11 +1,9 @@
 """scripts/train_classifier.py, run for real on a tiny labelled corpus from a tiny saved language model."""
 
 import json
-import shutil
 
 import pytest
-import torch
-from safetensors.torch import load_file
+from resume_helpers import assert_same_run, resume
 from transformers import AutoModelForSequenceClassification, pipeline
 
 
@@ -82,21 +80,6 @@ def test_validation_labels_never_seen_in_training_fail_clearly(script, saved_lm,
 def test_stage_options_must_line_up(script, saved_lm, reviews, tmp_path):
     with pytest.raises(ValueError, match="one value per stage"):
         script([*common_args(saved_lm, reviews), "--epochs", "1"])  # two stages, one epoch count
-
-
-def assert_same_run(resumed, reference):
-    expected, actual = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
-    for name in expected:
-        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
-    log = json.loads((reference / "training_log.json").read_text())
-    assert json.loads((resumed / "training_log.json").read_text()) == log
-
-
-def resume(script, args, reference, checkpoint, tmp_path):
-    resumed = tmp_path / f"resumed-{checkpoint}"
-    shutil.copytree(reference / checkpoint, resumed / checkpoint)
-    script([*args, "--output_dir", resumed, "--resume_from_checkpoint", "latest"])
-    return resumed
 
 
 def test_a_run_resumed_mid_epoch_or_at_a_stage_boundary_ends_with_the_same_weights(

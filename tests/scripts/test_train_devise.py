@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from resume_helpers import assert_same_run, resume
 from safetensors.torch import load_file
 from transformers import pipeline
 
@@ -181,21 +182,6 @@ def test_precomputed_features_train_the_head_as_the_frozen_backbone_does(script,
         torch.testing.assert_close(precomputed[name], tensor, rtol=1e-4, atol=1e-4, msg=name)
     for row, other in zip(precomputed_log, frozen_log):
         assert row == pytest.approx(other, rel=1e-4, abs=1e-4)
-
-
-def assert_same_run(resumed, reference):
-    expected, actual = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
-    for name in expected:
-        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
-    log = json.loads((reference / "training_log.json").read_text())
-    assert json.loads((resumed / "training_log.json").read_text()) == log
-
-
-def resume(script, args, reference, checkpoint, tmp_path):
-    resumed = tmp_path / f"resumed-{checkpoint}"
-    shutil.copytree(reference / checkpoint, resumed / checkpoint)
-    script([*args, "--output_dir", resumed, "--resume_from_checkpoint", "latest"])
-    return resumed
 
 
 @pytest.mark.parametrize("mode", [["--precompute"], []], ids=["precomputed", "fine-tuned"])

@@ -2,14 +2,13 @@
 
 import importlib.util
 import json
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from safetensors.torch import load_file
+from resume_helpers import assert_same_run, resume
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
 
@@ -120,14 +119,6 @@ def test_teacher_forcing_schedules():
     assert ratio(5, 10, "linear", 1.0, 0.5) == 0.75  # course-v3's 1.0 -> 0.5
 
 
-def assert_same_run(resumed, reference):
-    expected, actual = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
-    for name in expected:
-        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
-    log = json.loads((reference / "training_log.json").read_text())
-    assert json.loads((resumed / "training_log.json").read_text()) == log
-
-
 def test_a_resumed_run_ends_with_the_same_weights_and_log(script, data, tmp_path):
     args = [*TINY, "--train_file", data["train"], "--validation_split_percentage", 20, "--num_train_epochs", 2]
     args += ["--teacher_forcing_end", 0.2, "--eval_steps", 2]  # forcing draws, dropout, batch order, one-cycle
@@ -138,10 +129,7 @@ def test_a_resumed_run_ends_with_the_same_weights_and_log(script, data, tmp_path
     assert steps_per_epoch == 3
     assert [row["step"] for row in log if "bleu" in row] == [2, 3, 4, 6]  # every 2 steps, and each epoch's end
     for checkpoint in ("step_2", f"step_{steps_per_epoch + 1}"):  # mid-epoch, in each epoch
-        resumed = tmp_path / f"resumed-{checkpoint}"
-        shutil.copytree(reference / checkpoint, resumed / checkpoint)
-        script([*args, "--output_dir", resumed, "--resume_from_checkpoint", "latest"])
-        assert_same_run(resumed, reference)
+        assert_same_run(resume(script, args, reference, checkpoint, tmp_path), reference)
 
 
 def test_epoch_checkpoint_resume_and_push_to_hub_uploads_the_translator_then_its_card(
@@ -151,10 +139,7 @@ def test_epoch_checkpoint_resume_and_push_to_hub_uploads_the_translator_then_its
     args = [*TINY, *files(data, "train", "validation"), "--num_train_epochs", 2]
     reference = tmp_path / "reference"
     script([*args, "--output_dir", reference, "--checkpointing_steps", "epoch"])
-    resumed = tmp_path / "resumed"
-    shutil.copytree(reference / "epoch_0", resumed / "epoch_0")
-    script([*args, "--output_dir", resumed, "--resume_from_checkpoint", "latest"])
-    assert_same_run(resumed, reference)
+    assert_same_run(resume(script, args, reference, "epoch_0", tmp_path), reference)
 
     script([*args, "--output_dir", reference, "--push_to_hub", "--hub_model_id", "me/tiny-translator"])
     pushed = remote / "me" / "tiny-translator"
