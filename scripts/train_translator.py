@@ -61,10 +61,8 @@ from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import load_text_datasets
 from ulmfit.training.language_modeling import plot_training_curve
 from ulmfit.training.recipe import apply_config_overrides, make_scheduler
+from ulmfit.training.schedules import TEACHER_FORCING_SCHEDULES, teacher_forcing_ratio
 from ulmfit.training.word_vectors import WordVectors, initialize_embeddings, load_word_vectors
-
-
-TEACHER_FORCING_SCHEDULES = ("linear", "exponential", "constant")
 
 
 @dataclass
@@ -141,20 +139,6 @@ class TranslatorTrainingArguments:
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder, model card last."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Repo id (default: output folder name)."})
     hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
-
-
-def teacher_forcing_ratio(step: int, decay_steps: int, schedule: str, start: float, end: float) -> float:
-    """
-    The probability of feeding the gold previous word at optimizer step `step` (the notebook's `pr_force`, which fell
-    linearly from 1 to 0 over 10 epochs): `linear` or `exponential` (geometric) from `start` to `end` over
-    `decay_steps`, then `end`; `constant` stays at `start`.
-    """
-    progress = min(1.0, step / max(1, decay_steps))
-    if schedule == "linear":
-        return start + (end - start) * progress
-    if schedule == "exponential":
-        return start * (end / start) ** progress
-    return start
 
 
 def check_arguments(args):
