@@ -35,18 +35,23 @@ HEAD_NAMES = {
 }
 
 
-def to_fastai_state_dict(state_dict: dict) -> dict:
-    """An `AwdLstmForSequenceClassification` state dict in the layout of fastai's AWD-LSTM text classifier."""
+def to_fastai_state_dict(state_dict: dict, encoder: str = "0.module.") -> dict:
+    """
+    An `AwdLstmForSequenceClassification` state dict in the layout of fastai's AWD-LSTM text classifier, or with
+    `encoder="0."` an `AwdLstmForCausalLM` one in the layout of fastai's `get_language_model(AWD_LSTM, ...)`.
+    """
     converted = {}
     for name, tensor in state_dict.items():
         if name == "awd_lstm.embed_tokens.weight":
-            converted["0.module.encoder.weight"] = converted["0.module.encoder_dp.emb.weight"] = tensor
+            converted[f"{encoder}encoder.weight"] = converted[f"{encoder}encoder_dp.emb.weight"] = tensor
         elif name.startswith("awd_lstm.layers."):
             layer, parameter = name.split(".")[2], name.split(".")[-1]
             if parameter == "weight_hh_l0":  # fastai's WeightDropout keeps the raw weight outside the LSTM
-                converted[f"0.module.rnns.{layer}.weight_hh_l0_raw"] = tensor
+                converted[f"{encoder}rnns.{layer}.weight_hh_l0_raw"] = tensor
             else:
-                converted[f"0.module.rnns.{layer}.module.{parameter}"] = tensor
+                converted[f"{encoder}rnns.{layer}.module.{parameter}"] = tensor
+        elif name.startswith("lm_head."):
+            converted[f"1.decoder.{name.split('.')[-1]}"] = tensor
         else:
             prefix, parameter = name.rsplit(".", 1)
             converted[f"{HEAD_NAMES[prefix]}.{parameter}"] = tensor

@@ -36,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PROMPTS = [
     "This movie was",
@@ -49,26 +50,10 @@ PROMPTS = [
 ]
 
 
-def to_fastai_state_dict(state_dict: dict) -> dict:
-    """An `AwdLstmForCausalLM` state dict in the layout of fastai's `get_language_model(AWD_LSTM, ...)`."""
-    converted = {}
-    for name, tensor in state_dict.items():
-        if name == "awd_lstm.embed_tokens.weight":
-            converted["0.encoder.weight"] = converted["0.encoder_dp.emb.weight"] = tensor
-        elif name.startswith("awd_lstm.layers."):
-            layer, parameter = name.split(".")[2], name.split(".")[-1]
-            if parameter == "weight_hh_l0":  # fastai's WeightDropout keeps the raw weight outside the LSTM
-                converted[f"0.rnns.{layer}.weight_hh_l0_raw"] = tensor
-            else:
-                converted[f"0.rnns.{layer}.module.{parameter}"] = tensor
-        else:  # lm_head.weight / lm_head.bias
-            converted[f"1.decoder.{name.split('.')[-1]}"] = tensor
-    return converted
-
-
 def fastai_learner(model, vocab: list[str], folder: Path):
     """fastai's language model learner with the vocabulary, architecture and weights of an ulmfit LM (eval mode)."""
     import pandas as pd
+    from bench_classifier_inference import to_fastai_state_dict
     from fastai.text.all import (
         AWD_LSTM,
         ColReader,
@@ -97,7 +82,7 @@ def fastai_learner(model, vocab: list[str], folder: Path):
         out_bias=config.lm_head_bias,
     )
     learn = language_model_learner(dls, AWD_LSTM, config=architecture, pretrained=False, path=folder, model_dir=".")
-    state = to_fastai_state_dict({name: tensor.float() for name, tensor in model.state_dict().items()})
+    state = to_fastai_state_dict({name: tensor.float() for name, tensor in model.state_dict().items()}, "0.")
     learn.model.load_state_dict(state, strict=True)
     learn.model.eval()
     return learn
