@@ -112,6 +112,73 @@ def test_mask_with_padding_between_tokens_is_rejected():
         model(random_ids(1, 5), attention_mask=torch.tensor([[1, 0, 1, 1, 1]]))
 
 
+def record_lstm_inputs(model):
+    """(layer index, packed?, columns, id of the hidden-to-hidden matrix) for every call of each layer's nn.LSTM."""
+    calls = []
+    for index, layer in enumerate(model.awd_lstm.layers):
+
+        def hook(module, args, index=index):
+            packed = isinstance(args[0], nn.utils.rnn.PackedSequence)
+            columns = int(args[0].batch_sizes.numel()) if packed else args[0].size(1)
+            calls.append((index, packed, columns, module.weight_hh_l0.data_ptr()))
+
+        layer.lstm.register_forward_pre_hook(hook)
+    return calls
+
+
+def test_only_the_padded_columns_take_the_packed_path_and_the_result_is_each_row_alone():
+    model = make_model()
+    rows = [random_ids(1, n, seed=n)[0] for n in (12, 9, 7)]
+    for side in ("left", "right"):
+        batch, mask = torch.ones(3, 12, dtype=torch.long), torch.zeros(3, 12, dtype=torch.long)
+        for i, row in enumerate(rows):
+            span = slice(12 - len(row), 12) if side == "left" else slice(0, len(row))
+            batch[i, span], mask[i, span] = row, 1
+        calls = record_lstm_inputs(model)
+        with torch.no_grad():
+            padded = model(batch, attention_mask=mask)
+        # the 7 columns real in every row run through the fused kernel; the 5 padded ones, packed, before or after
+        expected = [(False, 7), (True, 5)] if side == "right" else [(True, 5), (False, 7)]
+        assert [(packed, columns) for layer, packed, columns, _ in calls if layer == 0] == expected
+        for i, row in enumerate(rows):
+            span = slice(12 - len(row), 12) if side == "left" else slice(0, len(row))
+            with torch.no_grad():
+                alone = model(row[None])
+            torch.testing.assert_close(padded.logits[i, span], alone.logits[0], rtol=0, atol=1e-5)
+            for (h, c), (h_alone, c_alone) in zip(padded.state, alone.state):
+                torch.testing.assert_close(h[i], h_alone[0], rtol=0, atol=1e-5)
+                torch.testing.assert_close(c[i], c_alone[0], rtol=0, atol=1e-5)
+        for layer in model.awd_lstm.layers:
+            layer.lstm._forward_pre_hooks.clear()
+
+
+def test_a_padded_batch_trains_as_each_row_alone_with_one_weight_dropout_mask_per_call():
+    model = make_model(**no_dropout())
+    model.train()
+    rows = [random_ids(1, n, seed=n)[0] for n in (10, 6)]
+    batch, mask = torch.ones(2, 10, dtype=torch.long), torch.zeros(2, 10, dtype=torch.long)
+    batch[0], mask[0] = rows[0], 1
+    batch[1, 4:], mask[1, 4:] = rows[1], 1
+    # the gradient flows through the state from the packed columns into the fused ones (nothing is detached)
+    model(batch, attention_mask=mask).last_hidden_state.pow(2).sum().backward()
+    padded_grads = [p.grad.clone() for p in model.awd_lstm.parameters()]
+    model.zero_grad()
+    for row in rows:
+        model(row[None]).last_hidden_state.pow(2).sum().backward()
+    for padded_grad, p in zip(padded_grads, model.awd_lstm.parameters()):
+        torch.testing.assert_close(padded_grad, p.grad, rtol=1e-4, atol=1e-6)
+
+    model = make_model(weight_dropout=0.5)
+    model.train()
+    calls = record_lstm_inputs(model)
+    model(batch, attention_mask=mask)
+    for index, layer in enumerate(model.awd_lstm.layers):
+        matrices = {pointer for layer_index, _, _, pointer in calls if layer_index == index}
+        assert len([c for c in calls if c[0] == index]) == 2  # packed columns, then fused ones
+        assert len(matrices) == 1  # both segments use the one dropped matrix
+        assert matrices != {layer.lstm.weight_hh_l0.data_ptr()}
+
+
 def test_loss_is_cross_entropy_in_eval_and_adds_ar_tar_in_training():
     model = make_model(**no_dropout())
     ids = random_ids()

@@ -18,6 +18,7 @@ The file also holds the ULMFiT classifier, `AwdLstmForSequenceClassification`: t
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from safetensors import safe_open
@@ -123,10 +124,15 @@ class WeightDroppedLstm(nn.Module):
         self.weight_dropout = weight_dropout
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
 
-    def forward(self, hidden_states, state: tuple[torch.Tensor, torch.Tensor]):
+    def forward(self, hidden_states: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], layout=None):
         weight_hh = self.lstm.weight_hh_l0
         if self.training and self.weight_dropout > 0:
             weight_hh = F.dropout(weight_hh, p=self.weight_dropout, training=True)
+        if layout is not None:  # padded: every segment of the call shares the one dropped matrix
+            return layout.run(partial(self._run, weight_hh=weight_hh), hidden_states, state)
+        return self._run(hidden_states, state, weight_hh)
+
+    def _run(self, hidden_states, state: tuple[torch.Tensor, torch.Tensor], weight_hh: torch.Tensor):
         if isinstance(hidden_states, torch.Tensor) and hidden_states.size(1) == 1:
             # One time step (generation): the LSTM cell kernel is several times faster than the sequence kernel here
             h, c = torch.lstm_cell(
@@ -143,25 +149,15 @@ class WeightDroppedLstm(nn.Module):
         return self.lstm(hidden_states, state)
 
 
-class _PaddingLayout:
-    """
-    Where the real tokens of a padded batch are. Each row of `attention_mask` must hold one contiguous run of ones
-    (left or right padding); `pack` moves every run to the front and packs it, `unpack` puts the outputs back.
-    """
+class _PackedSegment:
+    """The columns of a padded batch that some rows pad: `pack` moves each row's real tokens to the front and packs
+    them, `unpack` puts the outputs back (zeros at padding)."""
 
-    def __init__(self, attention_mask: torch.Tensor):
-        mask = attention_mask.bool()  # (batch, seq)
-        self.mask = mask
+    def __init__(self, mask: torch.Tensor):
+        self.mask = mask  # (batch, seq) bool, one contiguous run of real tokens (or none) per row
         self.lengths = mask.sum(dim=1)  # (batch,)
         self.starts = mask.int().argmax(dim=1)  # first real position; 0 for an all-padding row
-        ends = self.starts + self.lengths
         positions = torch.arange(mask.size(1), device=mask.device)
-        expected = (positions >= self.starts[:, None]) & (positions < ends[:, None])
-        if not torch.equal(expected, mask):
-            raise ValueError(
-                "`attention_mask` must mark one contiguous block of real tokens per row (left or right padding); "
-                "got a row with padding between real tokens."
-            )
         # (batch, seq): for the aligned position t, the original position starts + t
         self.gather_index = (self.starts[:, None] + positions).clamp(max=mask.size(1) - 1)
         # (batch, seq): for the original position p, the aligned position p - starts
@@ -178,6 +174,49 @@ class _PaddingLayout:
         aligned, _ = nn.utils.rnn.pad_packed_sequence(packed, batch_first=True, total_length=self.mask.size(1))
         index = self.scatter_index.unsqueeze(-1).expand(-1, -1, aligned.size(-1))
         return aligned.gather(1, index) * self.mask.unsqueeze(-1).to(aligned.dtype)  # zeros at padding
+
+
+class _PaddingLayout:
+    """
+    Where the real tokens of a padded batch are. Each row of `attention_mask` must hold one contiguous run of ones
+    (left or right padding). The columns real in every row form one block in the middle; it takes the fused
+    sequence kernel, and only the padded columns on either side of it take the exact (step-by-step) packed path.
+    The state runs through the segments in order, without detaching, so the result is that of one packed call.
+    """
+
+    def __init__(self, attention_mask: torch.Tensor):
+        mask = attention_mask.bool()  # (batch, seq)
+        lengths = mask.sum(dim=1)
+        starts = mask.int().argmax(dim=1)
+        positions = torch.arange(mask.size(1), device=mask.device)
+        expected = (positions >= starts[:, None]) & (positions < (starts + lengths)[:, None])
+        if not torch.equal(expected, mask):
+            raise ValueError(
+                "`attention_mask` must mark one contiguous block of real tokens per row (left or right padding); "
+                "got a row with padding between real tokens."
+            )
+        full = mask.all(dim=0).nonzero()  # every row's run covers these columns: they are one block
+        sequence_length = mask.size(1)
+        first, last = (int(full[0]), int(full[-1]) + 1) if len(full) else (sequence_length, sequence_length)
+        self.segments = [
+            (start, end, None if plain else _PackedSegment(mask[:, start:end]))
+            for start, end, plain in ((0, first, False), (first, last, True), (last, sequence_length, False))
+            if end > start
+        ]
+
+    def run(self, lstm, hidden_states: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        """Runs `lstm(inputs, state) -> (outputs, state)` over the segments in turn; the batch's outputs and state."""
+        outputs = []
+        for start, end, packed in self.segments:
+            if packed is None:
+                output, state = lstm(hidden_states[:, start:end], state)
+            else:
+                output, new_state = lstm(packed.pack(hidden_states[:, start:end]), state)
+                output = packed.unpack(output)
+                keep = packed.empty_rows[None, :, None]  # a row with no real token here keeps the state it had
+                state = tuple(torch.where(keep, old, new) for old, new in zip(state, new_state))
+            outputs.append(output)
+        return torch.cat(outputs, 1) if len(outputs) > 1 else outputs[0], state
 
 
 def activation_regularization(
@@ -462,15 +501,8 @@ class AwdLstmModel(AwdLstmPreTrainedModel):
         new_state = []
         for layer_index, layer in enumerate(self.layers):
             h, c = state[layer_index]
-            layer_input = hidden_states if layout is None else layout.pack(hidden_states)
-            output, (h_n, c_n) = layer(layer_input, (h.unsqueeze(0), c.unsqueeze(0)))
-            h_n, c_n = h_n[0], c_n[0]
-            if layout is not None:
-                output = layout.unpack(output)
-                # an all-padding row saw nothing: it keeps the state it came with
-                keep = layout.empty_rows[:, None]
-                h_n, c_n = torch.where(keep, h, h_n), torch.where(keep, c, c_n)
-            new_state.append((h_n, c_n))
+            output, (h_n, c_n) = layer(hidden_states, (h.unsqueeze(0), c.unsqueeze(0)), layout)
+            new_state.append((h_n[0], c_n[0]))  # an all-padding row keeps the state it came with
             hidden_states = output
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
@@ -642,14 +674,10 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         kept = [sequence_length - start <= max_length for start in starts]  # fastai's `sl - i <= max_len`
         if not self.training and not torch.is_grad_enabled() and any(kept):
             # Inference: the same state carried and the same tokens kept, in fewer and longer LSTM calls (the pooled
-            # window, and `bpt3c_max_length` tokens at a time before it, so memory stays bounded). Padding is on the
-            # left here, and a call that sees padding takes the (slower) packed path: its columns get their own call.
+            # window, and `bpt3c_max_length` tokens at a time before it, so memory stays bounded)
             first_kept = starts[kept.index(True)]
             stride = max(chunk_size, max_length - max_length % chunk_size)
-            padded = int((attention_mask == 0).sum(1).max())  # columns from `padded` on hold real tokens only
-            starts = sorted(
-                {*range(0, first_kept, stride), first_kept} | ({padded} if padded < sequence_length else set())
-            )
+            starts = [*range(0, first_kept, stride), first_kept]
             kept = [start >= first_kept for start in starts]
         state, outputs, masks = None, [], []
         for start, end, keep in zip(starts, [*starts[1:], sequence_length], kept):
