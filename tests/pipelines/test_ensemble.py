@@ -52,3 +52,16 @@ def test_ensemble_refuses_classifiers_with_other_labels(tmp_path, corpus):
         ForwardBackwardEnsemble(str(forward), str(other))
     with pytest.raises(ValueError, match="share"):
         ForwardBackwardEnsemble(str(forward), str(forward), weight=1.5)
+
+
+def test_average_of_given_scores_weights_the_forward_share_and_checks_lengths(tmp_path, corpus):
+    forward = save_classifier(tmp_path / "fwd", corpus, backwards=False, seed=0)
+    backward = save_classifier(tmp_path / "bwd", corpus, backwards=True, seed=1)
+    ensemble = ForwardBackwardEnsemble(str(forward), str(backward), weight=0.75)
+    fwd = [[{"label": "positive", "score": 0.9}, {"label": "negative", "score": 0.1}]]
+    bwd = [[{"label": "negative", "score": 0.7}, {"label": "positive", "score": 0.3}]]
+    (best,) = ensemble.average(fwd, bwd)
+    assert best == [{"label": "positive", "score": pytest.approx(0.75 * 0.9 + 0.25 * 0.3)}]
+    assert [r["label"] for r in ensemble.average(fwd, bwd, top_k=None)[0]] == ["positive", "negative"]
+    with pytest.raises(ValueError, match="1 texts from the forward model, 2 backward"):
+        ensemble.average(fwd, bwd * 2)

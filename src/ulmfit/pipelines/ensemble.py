@@ -56,6 +56,18 @@ class ForwardBackwardEnsemble:
         batch = [texts] if single else list(texts)
         forward = self.forward(batch, top_k=None, batch_size=batch_size)
         backward = self.backward(batch, top_k=None, batch_size=batch_size)
+        results = self.average(forward, backward, top_k=top_k)
+        return results[0] if single else results
+
+    def average(
+        self, forward: list[list[dict]], backward: list[list[dict]], top_k: int | None = 1
+    ) -> list[list[dict]]:
+        """
+        Average two lists of per-text scores (each text's `{"label", "score"}` for every label, as a
+        `text-classification` pipeline gives with `top_k=None`); for each text the `top_k` best of the average.
+        """
+        if len(forward) != len(backward):
+            raise ValueError(f"Got scores for {len(forward)} texts from the forward model, {len(backward)} backward.")
         results = []
         for forward_scores, backward_scores in zip(forward, backward):
             average = {item["label"]: self.weight * item["score"] for item in forward_scores}
@@ -63,7 +75,7 @@ class ForwardBackwardEnsemble:
                 average[item["label"]] += (1 - self.weight) * item["score"]
             ranked = sorted(({"label": k, "score": v} for k, v in average.items()), key=lambda r: -r["score"])
             results.append(ranked if top_k is None else ranked[:top_k])
-        return results[0] if single else results
+        return results
 
 
 __all__ = ["ForwardBackwardEnsemble"]
