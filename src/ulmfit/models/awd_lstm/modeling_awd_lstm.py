@@ -73,6 +73,18 @@ def _bernoulli_mask(reference: torch.Tensor, shape: tuple[int, ...], p: float) -
     return reference.new_empty(shape).bernoulli_(1 - p).div_(1 - p)
 
 
+def _init_batch_norm(module: nn.Module):
+    """
+    A BatchNorm layer at identity. Its running statistics are buffers, which transformers 5 does not initialise on its
+    own: a layer that `from_pretrained` creates (a new head) has nothing else to set them.
+    """
+    init.ones_(module.weight)
+    init.zeros_(module.bias)
+    init.zeros_(module.running_mean)
+    init.ones_(module.running_var)
+    init.zeros_(module.num_batches_tracked)
+
+
 class EmbeddingDropout(nn.Module):
     """
     Embedding dropout (Gal & Ghahramani 2016; AWD-LSTM §4.3, fastai `EmbeddingDropout`, salesforce `dropoute`).
@@ -345,12 +357,7 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module):
         """fastai's initialisation: uniform(+-initializer_range) embedding and decoder, PyTorch's LSTM default."""
         if isinstance(module, nn.BatchNorm1d):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-            # the running statistics are buffers: a head created by from_pretrained has nothing else to set them
-            init.zeros_(module.running_mean)
-            init.ones_(module.running_var)
-            init.zeros_(module.num_batches_tracked)
+            _init_batch_norm(module)
         elif isinstance(module, nn.Embedding):
             init.uniform_(module.weight, -self.config.initializer_range, self.config.initializer_range)
         elif isinstance(module, nn.LSTM):
@@ -368,9 +375,13 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`; a folder saved with remote code loads with every AWD-LSTM Auto class."""
+        self._update_auto_map()
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _update_auto_map(self):
+        """With remote code, add this file's `_AUTO_MAP` to `config.auto_map` (entries already there win)."""
         if self._auto_class is not None:
             self.config.auto_map = {**_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
-        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _head_linears(self) -> tuple[nn.Module, ...]:
         head = getattr(self, "classifier", None)

@@ -57,12 +57,8 @@ def _is_vocab_padding(token: str) -> bool:
     return token.startswith("xxfake") and token[6:].isdigit() or token == "xxfake"
 
 
-def make_vocab(counts: Counter, max_vocab: int = 60000, min_freq: int = 3) -> list[str]:
-    """
-    fastai's `make_vocab`: the special tokens, then the words seen at least `min_freq` times, most frequent first,
-    up to `max_vocab` tokens, then `xxfake*` rows up to a multiple of 8. Ties are broken alphabetically (fastai breaks
-    them by first occurrence), so the vocabulary does not depend on how many processes counted.
-    """
+def _ranked_vocab(counts: Counter, max_vocab: int, min_freq: int) -> list[str]:
+    """fastai's special tokens, then the words seen `min_freq`+ times, most frequent first (ties alphabetical)."""
     if max_vocab < len(SPECIAL_TOKENS):
         raise ValueError(f"`max_vocab` must be at least {len(SPECIAL_TOKENS)} (the special tokens), got {max_vocab}.")
     if min_freq < 1:
@@ -72,7 +68,16 @@ def make_vocab(counts: Counter, max_vocab: int = 60000, min_freq: int = 3) -> li
         (item for item in counts.items() if item[1] >= min_freq and item[0] not in special),
         key=lambda item: (-item[1], item[0]),
     )
-    vocab = SPECIAL_TOKENS + [word for word, _ in ranked[: max_vocab - len(SPECIAL_TOKENS)]]
+    return SPECIAL_TOKENS + [word for word, _ in ranked[: max_vocab - len(SPECIAL_TOKENS)]]
+
+
+def make_vocab(counts: Counter, max_vocab: int = 60000, min_freq: int = 3) -> list[str]:
+    """
+    fastai's `make_vocab`: the special tokens, then the words seen at least `min_freq` times, most frequent first,
+    up to `max_vocab` tokens, then `xxfake*` rows up to a multiple of 8. Ties are broken alphabetically (fastai breaks
+    them by first occurrence), so the vocabulary does not depend on how many processes counted.
+    """
+    vocab = _ranked_vocab(counts, max_vocab, min_freq)
     return vocab + [f"xxfake{i}" if i else "xxfake" for i in range(-len(vocab) % 8)]
 
 
@@ -330,6 +335,39 @@ class AwdLstmTokenizer(TokenizersBackend):
             batch_special.append(special)
 
         # 3. Padding (on the left by default, as fastai), masks and tensors
+        return self._pad_encoded(
+            batch_ids,
+            batch_special,
+            is_batched,
+            padding_strategy=padding_strategy,
+            max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            return_tensors=return_tensors,
+            return_token_type_ids=return_token_type_ids,
+            return_attention_mask=return_attention_mask,
+            return_special_tokens_mask=return_special_tokens_mask,
+            return_length=return_length,
+            verbose=verbose,
+        )
+
+    def _pad_encoded(
+        self,
+        batch_ids: list[list[int]],
+        batch_special: list[list[int]],
+        is_batched: bool,
+        padding_strategy: PaddingStrategy,
+        max_length: int | None,
+        pad_to_multiple_of: int | None,
+        padding_side: str | None,
+        return_tensors,
+        return_token_type_ids: bool | None,
+        return_attention_mask: bool | None,
+        return_special_tokens_mask: bool,
+        return_length: bool,
+        verbose: bool,
+    ) -> BatchEncoding:
+        """The end of `_encode_plus`: the optional fields, the base class's `pad` (masks, tensors), and `length`."""
         encoded = {"input_ids": batch_ids}
         if return_token_type_ids:
             encoded["token_type_ids"] = [[0] * len(ids) for ids in batch_ids]

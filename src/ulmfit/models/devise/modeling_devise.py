@@ -65,6 +65,19 @@ def hinge_rank_loss(
     return violations.masked_fill(is_positive, 0.0).sum(dim=1).mean()
 
 
+# Copied from ulmfit.models.awd_lstm.modeling_awd_lstm._init_batch_norm
+def _init_batch_norm(module: nn.Module):
+    """
+    A BatchNorm layer at identity. Its running statistics are buffers, which transformers 5 does not initialise on its
+    own: a layer that `from_pretrained` creates (a new head) has nothing else to set them.
+    """
+    init.ones_(module.weight)
+    init.zeros_(module.bias)
+    init.zeros_(module.running_mean)
+    init.ones_(module.running_var)
+    init.zeros_(module.num_batches_tracked)
+
+
 class DeviseConcatPooling(nn.Module):
     """
     fastai's `AdaptiveConcatPool2d`: the maximum and the average of every channel over all positions, concatenated
@@ -174,11 +187,7 @@ class DevisePreTrainedModel(PreTrainedModel):
             init.kaiming_normal_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm1d):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-            init.zeros_(module.running_mean)
-            init.ones_(module.running_var)
-            init.zeros_(module.num_batches_tracked)
+            _init_batch_norm(module)
         elif isinstance(module, DeviseWordVectors):
             init.zeros_(module.weight)
         elif isinstance(module, DeviseModel):
@@ -189,14 +198,19 @@ class DevisePreTrainedModel(PreTrainedModel):
         `PreTrainedModel.save_pretrained`. The saved config says `use_pretrained_backbone=False` (the checkpoint holds
         the backbone's weights), and a folder saved with remote code loads with every DeViSE Auto class.
         """
-        if self._auto_class is not None:
-            self.config.auto_map = {**_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        self._update_auto_map()
         use_pretrained_backbone = self.config.use_pretrained_backbone
         self.config.use_pretrained_backbone = False
         try:
             return super().save_pretrained(save_directory, *args, **kwargs)
         finally:
             self.config.use_pretrained_backbone = use_pretrained_backbone
+
+    # Copied from ulmfit.models.awd_lstm.modeling_awd_lstm.AwdLstmPreTrainedModel._update_auto_map
+    def _update_auto_map(self):
+        """With remote code, add this file's `_AUTO_MAP` to `config.auto_map` (entries already there win)."""
+        if self._auto_class is not None:
+            self.config.auto_map = {**_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):

@@ -50,6 +50,19 @@ def drop_path(hidden_states: torch.Tensor, probability: float, training: bool) -
     return hidden_states * mask / keep
 
 
+# Copied from ulmfit.models.awd_lstm.modeling_awd_lstm._init_batch_norm
+def _init_batch_norm(module: nn.Module):
+    """
+    A BatchNorm layer at identity. Its running statistics are buffers, which transformers 5 does not initialise on its
+    own: a layer that `from_pretrained` creates (a new head) has nothing else to set them.
+    """
+    init.ones_(module.weight)
+    init.zeros_(module.bias)
+    init.zeros_(module.running_mean)
+    init.ones_(module.running_var)
+    init.zeros_(module.num_batches_tracked)
+
+
 class EfficientNetLiteConv2d(nn.Conv2d):
     """A bias-free convolution with TF "SAME" padding (lukemelas `Conv2dDynamicSamePadding`)."""
 
@@ -179,12 +192,7 @@ class EfficientNetLitePreTrainedModel(PreTrainedModel):
         if isinstance(module, nn.Conv2d):
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(module, nn.BatchNorm2d):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-            # running statistics are buffers, which transformers 5 does not initialise on its own
-            init.zeros_(module.running_mean)
-            init.ones_(module.running_var)
-            init.zeros_(module.num_batches_tracked)
+            _init_batch_norm(module)
         elif isinstance(module, nn.Linear):
             bound = module.out_features**-0.5
             init.uniform_(module.weight, -bound, bound)

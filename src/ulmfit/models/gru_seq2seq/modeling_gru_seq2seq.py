@@ -355,12 +355,13 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     main_input_name = "input_ids"
     _no_split_modules = ["GruSeq2SeqEncoder", "GruSeq2SeqDecoder"]
-    # An RNN state cannot be rolled back, so assisted decoding must refuse rather than give wrong results.
+    # The state of an RNN cannot be rolled back, so assisted decoding must refuse rather than give wrong results.
     _is_stateful = True
 
     @classmethod
+    # Copied from ulmfit.models.awd_lstm.modeling_awd_lstm.AwdLstmPreTrainedModel._supports_default_dynamic_cache
     def _supports_default_dynamic_cache(cls) -> bool:
-        # generate() would otherwise build a key/value cache; ours is the `state` output.
+        # generate() would otherwise build a key/value `DynamicCache`; our cache is the `state` output.
         return False
 
     @torch.no_grad()
@@ -406,8 +407,8 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         model=folder, trust_remote_code=True)` then works where `ulmfit` is not installed.
         """
         pipeline_class = None
+        self._update_auto_map()
         if self._auto_class is not None:
-            self.config.auto_map = {**_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
             # only the translator gets the pipeline (the base model shares its config object)
             pipeline_class = _registered_pipeline_class(_TRANSLATION_TASK) if self.can_generate() else None
             custom_pipelines = dict(getattr(self.config, "custom_pipelines", None) or {})
@@ -430,6 +431,12 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         if pipeline_class is not None and kwargs.get("is_main_process", True):
             custom_object_save(pipeline_class, save_directory)
         return result
+
+    # Copied from ulmfit.models.awd_lstm.modeling_awd_lstm.AwdLstmPreTrainedModel._update_auto_map
+    def _update_auto_map(self):
+        """With remote code, add this file's `_AUTO_MAP` to `config.auto_map` (entries already there win)."""
+        if self._auto_class is not None:
+            self.config.auto_map = {**_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
 
 
 def _registered_pipeline_class(task: str) -> type | None:

@@ -24,6 +24,7 @@ logger = logging.get_logger(__name__)
 VOCAB_FILES_NAMES = {"source_vocab_file": "source_vocab.json", "target_vocab_file": "target_vocab.json"}
 
 
+# Copied from ulmfit.models.awd_lstm.tokenization_awd_lstm._check_text with AwdLstm->GruSeq2Seq
 def _check_text(text, where: str) -> str:
     if not isinstance(text, str):
         raise TypeError(f"GruSeq2SeqTokenizer expects text as `str`, got {type(text).__name__} ({where}).")
@@ -57,6 +58,7 @@ def _load_vocab(vocab, side: str) -> dict[str, int]:
     return {token: index for index, token in enumerate(vocab)}
 
 
+# Copied from ulmfit.models.awd_lstm.tokenization_awd_lstm._ranked_vocab with _ranked_vocab->make_vocab
 def make_vocab(counts: Counter, max_vocab: int, min_freq: int) -> list[str]:
     """fastai's special tokens, then the words seen `min_freq`+ times, most frequent first (ties alphabetical)."""
     if max_vocab < len(SPECIAL_TOKENS):
@@ -316,6 +318,40 @@ class GruSeq2SeqTokenizer(PythonBackend):
             batch_special.append(special)
 
         # 3. Padding, masks and tensors
+        return self._pad_encoded(
+            batch_ids,
+            batch_special,
+            is_batched,
+            padding_strategy=padding_strategy,
+            max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            return_tensors=return_tensors,
+            return_token_type_ids=return_token_type_ids,
+            return_attention_mask=return_attention_mask,
+            return_special_tokens_mask=return_special_tokens_mask,
+            return_length=return_length,
+            verbose=verbose,
+        )
+
+    # Copied from ulmfit.models.awd_lstm.tokenization_awd_lstm.AwdLstmTokenizer._pad_encoded
+    def _pad_encoded(
+        self,
+        batch_ids: list[list[int]],
+        batch_special: list[list[int]],
+        is_batched: bool,
+        padding_strategy: PaddingStrategy,
+        max_length: int | None,
+        pad_to_multiple_of: int | None,
+        padding_side: str | None,
+        return_tensors,
+        return_token_type_ids: bool | None,
+        return_attention_mask: bool | None,
+        return_special_tokens_mask: bool,
+        return_length: bool,
+        verbose: bool,
+    ) -> BatchEncoding:
+        """The end of `_encode_plus`: the optional fields, the base class's `pad` (masks, tensors), and `length`."""
         encoded = {"input_ids": batch_ids}
         if return_token_type_ids:
             encoded["token_type_ids"] = [[0] * len(ids) for ids in batch_ids]
