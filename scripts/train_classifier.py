@@ -285,7 +285,7 @@ def main():
     card = render_model_card(
         ModelCardInfo(
             model_id=repo_id,
-            family="awd_lstm_classifier",
+            family="awd_lstm_classifier_backward" if getattr(tokenizer, "backwards", False) else "awd_lstm_classifier",
             model_class="AwdLstmForSequenceClassification",
             pipeline_tag="text-classification",
             task_type="text-classification",

@@ -446,6 +446,7 @@ def main():
     card = render_model_card(
         ModelCardInfo(
             model_id=repo_id,
+            family="awd_lstm_lm_backward" if getattr(tokenizer, "backwards", False) else "awd_lstm_lm",
             base_model=args.model_name_or_path if fine_tuning else None,
             datasets=[args.dataset_name] if args.dataset_name else [],
             dataset_name=args.dataset_name or Path(args.train_file).name,

@@ -55,3 +55,21 @@ def test_classifier_card_uses_its_own_prose_and_pipeline():
     text = str(render_model_card(info))
     assert "ULMFiT text classifier" in text and 'pipeline("text-classification"' in text
     assert "pipeline_tag: text-classification" in text
+
+
+def test_backward_cards_say_backward_and_show_the_ensemble():
+    lm = str(render_model_card(make_info(family="awd_lstm_lm_backward")))
+    assert "**backward** AWD-LSTM" in lm and "ForwardBackwardEnsemble" in lm
+    assert 'pipeline("text-generation"' not in lm  # a backward LM predicts the word before: no generation example
+    classifier = str(
+        render_model_card(
+            make_info(
+                family="awd_lstm_classifier_backward",
+                model_class="AwdLstmForSequenceClassification",
+                pipeline_tag="text-classification",
+                task_type="text-classification",
+            )
+        )
+    )
+    assert "**backward** ULMFiT text classifier" in classifier
+    assert 'ForwardBackwardEnsemble("<a forward classifier>", "' in classifier

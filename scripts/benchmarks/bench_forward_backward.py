@@ -71,7 +71,7 @@ def main():
 
     import pandas as pd
 
-    from ulmfit import ForwardBackwardEnsemble
+    from ulmfit.pipelines import ForwardBackwardEnsemble
 
     ensemble = ForwardBackwardEnsemble(args.forward, args.backward, weight=args.weight)
     if not ensemble.backward.tokenizer.backwards or ensemble.forward.tokenizer.backwards:

@@ -134,6 +134,35 @@ print(classifier("photo.jpg", candidate_labels=["goldfish", "tabby cat", "school
 }
 
 
+# Backward models (fastai's `backwards=True`: the tokenizer reverses every text), the second half of ULMFiT's
+# forward + backward ensemble
+FAMILY_TEXT["awd_lstm_lm_backward"] = {
+    **FAMILY_TEXT["awd_lstm_lm"],
+    "description": "A word-level **backward** AWD-LSTM language model trained with the `ulmfit` package: its "
+    "tokenizer reverses every text, so the model reads from the last word to the first and predicts the word that "
+    "comes before. It is the pretrained encoder of the backward half of ULMFiT's forward + backward ensemble "
+    "(Howard & Ruder 2018).",
+    "intended_use": "The pretrained encoder of a backward ULMFiT classifier (`scripts/train_classifier.py "
+    "--model_name_or_path` this model), to average with a forward one through "
+    "`ulmfit.pipelines.ForwardBackwardEnsemble`; scoring English text (perplexity of the reversed text).",
+    "usage": """from transformers import AutoModelForSequenceClassification
+
+# the encoder of a backward classifier (new head); the tokenizer saved with it keeps `backwards=True`
+model = AutoModelForSequenceClassification.from_pretrained("{model_id}", num_labels=2, trust_remote_code=True)""",
+}
+FAMILY_TEXT["awd_lstm_classifier_backward"] = {
+    **FAMILY_TEXT["awd_lstm_classifier"],
+    "description": "A **backward** ULMFiT text classifier trained with the `ulmfit` package: its encoder is a "
+    "backward AWD-LSTM (the tokenizer reverses every document), fine-tuned on the target domain, then trained with "
+    "gradual unfreezing and discriminative learning rates. Averaged with a forward classifier it gives ULMFiT's "
+    "forward + backward ensemble.",
+    "usage": """from ulmfit.pipelines import ForwardBackwardEnsemble
+
+ensemble = ForwardBackwardEnsemble("<a forward classifier>", "{model_id}")  # averages the two models' probabilities
+print(ensemble(["A wonderful film.", "Two hours I will never get back."], top_k=None))""",
+}
+
+
 @dataclass
 class ModelCardInfo:
     """Everything a card says about one trained model. Fields left empty are left out of the card."""

@@ -14,6 +14,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ulmfit import AwdLstmTokenizer
+
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_language_model.py"
 WORDS = [
@@ -94,6 +96,17 @@ def test_smoke_run_saves_a_loadable_model_with_results_and_card(script, corpus, 
     assert "model-index" in card and "--max_train_steps 6" in card
     log = json.loads((out / "training_log.json").read_text())
     assert [row["step"] for row in log if "train_loss" in row] == [2, 4, 6]
+
+
+def test_backwards_run_saves_a_reversing_tokenizer_and_a_backward_card(script, corpus, tmp_path):
+    out = tmp_path / "out"
+    script(["--train_file", corpus, "--output_dir", out, "--max_train_steps", 2, "--backwards", *TINY])
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    forward = AwdLstmTokenizer.from_pretrained(out, backwards=False)
+    assert tokenizer.backwards
+    assert tokenizer("The plot was good.").input_ids == forward("The plot was good.").input_ids[::-1]
+    card = (out / "README.md").read_text()
+    assert "**backward** AWD-LSTM" in card and "--backwards" in card
 
 
 def test_learning_rate_finder_writes_a_plot_and_a_suggestion(script, corpus, tmp_path, capsys):

@@ -98,6 +98,29 @@ def test_inference_reads_bpt3c_in_fewer_calls_with_the_same_result_and_bounded_c
     torch.testing.assert_close(merged, chunked.detach(), rtol=0, atol=1e-5)
 
 
+def test_inference_reads_documents_that_fit_the_window_in_one_unpacked_call_with_each_documents_result():
+    model = make_classifier(bpt3c_chunk_size=4, bpt3c_max_length=16)
+    rows = [random_ids(1, n, seed=n)[0] for n in (13, 9, 1)]
+    lstm_inputs = []
+    for layer in model.awd_lstm.layers:
+        layer.lstm.register_forward_pre_hook(lambda _, args: lstm_inputs.append(args[0]))
+    for side in ("left", "right"):
+        ids, mask = torch.ones(3, 13, dtype=torch.long), torch.zeros(3, 13, dtype=torch.long)
+        for i, row in enumerate(rows):
+            span = slice(13 - len(row), 13) if side == "left" else slice(0, len(row))
+            ids[i, span], mask[i, span] = row, 1
+        lstm_inputs.clear()
+        with torch.no_grad():
+            logits = model(ids, attention_mask=mask).logits
+        # one call per layer over all 13 columns, padding included, through the fused kernel (no PackedSequence)
+        assert [(type(x), tuple(x.shape[:2])) for x in lstm_inputs] == [(torch.Tensor, (3, 13))] * 3
+        with torch.no_grad():
+            for i, row in enumerate(rows):
+                torch.testing.assert_close(logits[i], model(row[None]).logits[0], rtol=0, atol=1e-5)
+        chunked = model(ids, attention_mask=mask).logits  # grad enabled: 4-token chunks, padding packed
+        torch.testing.assert_close(logits, chunked.detach(), rtol=0, atol=1e-5)
+
+
 def test_losses_for_every_problem_type_and_bad_labels():
     ids = random_ids(4, 6)
     single = make_classifier(num_labels=3)

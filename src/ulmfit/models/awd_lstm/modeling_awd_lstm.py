@@ -685,8 +685,11 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         kept = [sequence_length - start <= max_length for start in starts]  # fastai's `sl - i <= max_len`
         if not self.training and not torch.is_grad_enabled() and any(kept):
             # Inference: the same state carried and the same tokens kept, in fewer and longer LSTM calls (the pooled
-            # window, and `bpt3c_max_length` tokens at a time before it, so memory stays bounded)
+            # window, and `bpt3c_max_length` tokens at a time before it, so memory stays bounded); documents that
+            # fit in the pooled window are read in one call
             first_kept = starts[kept.index(True)]
+            if first_kept == 0:
+                return self._encode_whole(input_ids, attention_mask), attention_mask
             stride = max(chunk_size, max_length - max_length % chunk_size)
             starts = [*range(0, first_kept, stride), first_kept]
             kept = [start >= first_kept for start in starts]
@@ -701,6 +704,22 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
                 outputs.append(chunk.last_hidden_state)
                 masks.append(attention_mask[:, start:end])
         return torch.cat(outputs, 1), torch.cat(masks, 1)  # (batch, kept, embedding_size), (batch, kept)
+
+    def _encode_whole(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """
+        Inference on documents that fit in one call, all pooled: no state is needed after the call, so the padding
+        can follow each document and run through the fused LSTM kernel with it. It comes after the real tokens and
+        cannot reach their outputs, which are exactly the packed call's; the padded outputs are zeroed.
+        """
+        padding = (attention_mask == 0).sum(1)  # (batch,) on the left, where `forward` put it
+        if not padding.any():
+            return self.awd_lstm(input_ids).last_hidden_state
+        positions = torch.arange(input_ids.size(1), device=input_ids.device)
+        to_right = (positions[None, :] + padding[:, None]) % input_ids.size(1)  # (batch, seq): real tokens first
+        hidden_states = self.awd_lstm(input_ids.gather(1, to_right)).last_hidden_state
+        to_left = ((positions[None, :] - padding[:, None]) % input_ids.size(1)).unsqueeze(-1)
+        hidden_states = hidden_states.gather(1, to_left.expand(-1, -1, hidden_states.size(-1)))
+        return hidden_states * attention_mask.unsqueeze(-1).to(hidden_states.dtype)
 
     def forward(
         self,
