@@ -112,71 +112,102 @@ def test_mask_with_padding_between_tokens_is_rejected():
         model(random_ids(1, 5), attention_mask=torch.tensor([[1, 0, 1, 1, 1]]))
 
 
-def record_lstm_inputs(model):
-    """(layer index, packed?, columns, id of the hidden-to-hidden matrix) for every call of each layer's nn.LSTM."""
+def record_lstm_runs(model):
+    """
+    (layer, path, columns, id of the hidden-to-hidden matrix) for every LSTM run of each layer; path is "fused" (the
+    sequence kernel), "packed" (step by step) or "zero-held" (leading padding through the fused kernel).
+    """
     calls = []
     for index, layer in enumerate(model.awd_lstm.layers):
+        run, run_holding_zero = layer._run, layer._run_holding_zero
 
-        def hook(module, args, index=index):
-            packed = isinstance(args[0], nn.utils.rnn.PackedSequence)
-            columns = int(args[0].batch_sizes.numel()) if packed else args[0].size(1)
-            calls.append((index, packed, columns, module.weight_hh_l0.data_ptr()))
+        def spy(inputs, state, weight_hh, index=index, run=run):
+            packed = isinstance(inputs, nn.utils.rnn.PackedSequence)
+            columns = int(inputs.batch_sizes.numel()) if packed else inputs.size(1)
+            calls.append((index, "packed" if packed else "fused", columns, weight_hh.data_ptr()))
+            return run(inputs, state, weight_hh)
 
-        layer.lstm.register_forward_pre_hook(hook)
+        def spy_zero(inputs, state, weight_hh, padding, index=index, run=run_holding_zero):
+            calls.append((index, "zero-held", inputs.size(1), weight_hh.data_ptr()))
+            return run(inputs, state, weight_hh, padding)
+
+        layer._run, layer._run_holding_zero = spy, spy_zero
     return calls
 
 
-def test_only_the_padded_columns_take_the_packed_path_and_the_result_is_each_row_alone():
-    model = make_model()
+def padded_batch(rows, side):
+    length = max(len(row) for row in rows)
+    batch, mask = torch.ones(len(rows), length, dtype=torch.long), torch.zeros(len(rows), length, dtype=torch.long)
+    spans = []
+    for i, row in enumerate(rows):
+        span = slice(length - len(row), length) if side == "left" else slice(0, len(row))
+        batch[i, span], mask[i, span] = row, 1
+        spans.append(span)
+    return batch, mask, spans
+
+
+def test_padding_takes_the_fused_kernel_where_it_can_and_the_result_is_each_row_alone():
     rows = [random_ids(1, n, seed=n)[0] for n in (12, 9, 7)]
-    for side in ("left", "right"):
-        batch, mask = torch.ones(3, 12, dtype=torch.long), torch.zeros(3, 12, dtype=torch.long)
-        for i, row in enumerate(rows):
-            span = slice(12 - len(row), 12) if side == "left" else slice(0, len(row))
-            batch[i, span], mask[i, span] = row, 1
-        calls = record_lstm_inputs(model)
+    # right padding: the 7 columns real in every row are fused, the 5 after them packed (the state must not move);
+    # left padding from a zero state: the 5 padded columns are fused too, holding the state at zero
+    for side, expected in (("right", [("fused", 7), ("packed", 5)]), ("left", [("zero-held", 5), ("fused", 7)])):
+        model = make_model()
+        batch, mask, spans = padded_batch(rows, side)
+        calls = record_lstm_runs(model)
         with torch.no_grad():
             padded = model(batch, attention_mask=mask)
-        # the 7 columns real in every row run through the fused kernel; the 5 padded ones, packed, before or after
-        expected = [(False, 7), (True, 5)] if side == "right" else [(True, 5), (False, 7)]
-        assert [(packed, columns) for layer, packed, columns, _ in calls if layer == 0] == expected
-        for i, row in enumerate(rows):
-            span = slice(12 - len(row), 12) if side == "left" else slice(0, len(row))
+        assert [(path, columns) for layer, path, columns, _ in calls if layer == 0] == expected
+        for i, (row, span) in enumerate(zip(rows, spans)):
             with torch.no_grad():
                 alone = model(row[None])
             torch.testing.assert_close(padded.logits[i, span], alone.logits[0], rtol=0, atol=1e-5)
             for (h, c), (h_alone, c_alone) in zip(padded.state, alone.state):
                 torch.testing.assert_close(h[i], h_alone[0], rtol=0, atol=1e-5)
                 torch.testing.assert_close(c[i], c_alone[0], rtol=0, atol=1e-5)
-        for layer in model.awd_lstm.layers:
-            layer.lstm._forward_pre_hooks.clear()
+        assert padded.last_hidden_state[mask == 0].abs().max() == 0
+
+
+def test_left_padding_after_a_nonzero_state_takes_the_packed_path():
+    model = make_model()
+    rows = [random_ids(1, n, seed=n)[0] for n in (8, 5)]
+    prefix = random_ids(2, 4, seed=3)
+    batch, mask, spans = padded_batch(rows, "left")
+    with torch.no_grad():
+        state = model(prefix).state
+        calls = record_lstm_runs(model)
+        padded = model(batch, attention_mask=mask, state=state)
+        assert [(path, columns) for layer, path, columns, _ in calls if layer == 0] == [("packed", 3), ("fused", 5)]
+        for i, (row, span) in enumerate(zip(rows, spans)):
+            alone = model(row[None], state=tuple((h[i : i + 1], c[i : i + 1]) for h, c in state))
+            torch.testing.assert_close(padded.logits[i, span], alone.logits[0], rtol=0, atol=1e-5)
 
 
 def test_a_padded_batch_trains_as_each_row_alone_with_one_weight_dropout_mask_per_call():
     model = make_model(**no_dropout())
     model.train()
     rows = [random_ids(1, n, seed=n)[0] for n in (10, 6)]
-    batch, mask = torch.ones(2, 10, dtype=torch.long), torch.zeros(2, 10, dtype=torch.long)
-    batch[0], mask[0] = rows[0], 1
-    batch[1, 4:], mask[1, 4:] = rows[1], 1
-    # the gradient flows through the state from the packed columns into the fused ones (nothing is detached)
-    model(batch, attention_mask=mask).last_hidden_state.pow(2).sum().backward()
-    padded_grads = [p.grad.clone() for p in model.awd_lstm.parameters()]
-    model.zero_grad()
-    for row in rows:
-        model(row[None]).last_hidden_state.pow(2).sum().backward()
-    for padded_grad, p in zip(padded_grads, model.awd_lstm.parameters()):
-        torch.testing.assert_close(padded_grad, p.grad, rtol=1e-4, atol=1e-6)
+    for side in ("left", "right"):
+        batch, mask, _ = padded_batch(rows, side)
+        # the gradient flows through the state between the segments (nothing is detached)
+        model.zero_grad()
+        model(batch, attention_mask=mask).last_hidden_state.pow(2).sum().backward()
+        padded_grads = [p.grad.clone() for p in model.awd_lstm.parameters()]
+        model.zero_grad()
+        for row in rows:
+            model(row[None]).last_hidden_state.pow(2).sum().backward()
+        for padded_grad, p in zip(padded_grads, model.awd_lstm.parameters()):
+            torch.testing.assert_close(padded_grad, p.grad, rtol=1e-4, atol=1e-6)
 
     model = make_model(weight_dropout=0.5)
     model.train()
-    calls = record_lstm_inputs(model)
-    model(batch, attention_mask=mask)
+    calls = record_lstm_runs(model)
+    model(*padded_batch(rows, "right")[:2])
+    model(*padded_batch(rows, "left")[:2])
     for index, layer in enumerate(model.awd_lstm.layers):
-        matrices = {pointer for layer_index, _, _, pointer in calls if layer_index == index}
-        assert len([c for c in calls if c[0] == index]) == 2  # packed columns, then fused ones
-        assert len(matrices) == 1  # both segments use the one dropped matrix
-        assert matrices != {layer.lstm.weight_hh_l0.data_ptr()}
+        runs = [call for call in calls if call[0] == index]
+        assert [path for _, path, _, _ in runs] == ["fused", "packed", "zero-held", "fused"]
+        for first, second in (runs[:2], runs[2:]):  # the segments of one call share the one dropped matrix
+            assert first[3] == second[3] != layer.lstm.weight_hh_l0.data_ptr()
 
 
 def test_loss_is_cross_entropy_in_eval_and_adds_ar_tar_in_training():

@@ -194,3 +194,33 @@ def test_offsets_are_refused_with_a_reason(tokenizer):
 def test_tokenize_returns_words_even_outside_the_vocabulary(tokenizer):
     assert tokenizer.tokenize("the zyzzyva") == ["the", "zyzzyva"]
     assert tokenizer.convert_tokens_to_ids(["zyzzyva"]) == [tokenizer.unk_token_id]
+
+
+@pytest.mark.parametrize(
+    "texts, kwargs",
+    [
+        ("The movie was great.", {}),
+        ("The movie was great.", {"return_tensors": "pt"}),
+        (["Good.", "Bad."], {"padding": True, "return_tensors": "pt"}),
+        (["Good.", "A really bad plot."], {}),
+        (["Good.", "A really bad plot."], {"return_special_tokens_mask": True, "return_length": True}),
+        ("Great!", {"return_attention_mask": False, "return_tensors": "pt"}),
+    ],
+)
+def test_nothing_to_pad_gives_what_the_base_pad_gives(tokenizer, texts, kwargs):
+    encoded = tokenizer(texts, **kwargs)
+    fields = {key: encoded[key] for key in ("input_ids", "special_tokens_mask") if key in encoded}
+    if kwargs.get("return_tensors"):
+        fields = {key: value.tolist() for key, value in fields.items()}
+    reference = tokenizer.pad(
+        fields,
+        return_tensors=kwargs.get("return_tensors"),
+        return_attention_mask=kwargs.get("return_attention_mask"),
+        padding=kwargs.get("padding", False),
+    )
+    assert set(encoded) - {"length"} == set(reference)
+    for key in reference:
+        if kwargs.get("return_tensors"):
+            assert isinstance(encoded[key], torch.Tensor) and torch.equal(encoded[key], reference[key])
+        else:
+            assert encoded[key] == reference[key]

@@ -18,7 +18,6 @@ The file also holds the ULMFiT classifier, `AwdLstmForSequenceClassification`: t
 """
 
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 from safetensors import safe_open
@@ -141,7 +140,7 @@ class WeightDroppedLstm(nn.Module):
         if self.training and self.weight_dropout > 0:
             weight_hh = F.dropout(weight_hh, p=self.weight_dropout, training=True)
         if layout is not None:  # padded: every segment of the call shares the one dropped matrix
-            return layout.run(partial(self._run, weight_hh=weight_hh), hidden_states, state)
+            return layout.run(self, hidden_states, state, weight_hh)
         return self._run(hidden_states, state, weight_hh)
 
     def _run(self, hidden_states, state: tuple[torch.Tensor, torch.Tensor], weight_hh: torch.Tensor):
@@ -159,6 +158,30 @@ class WeightDroppedLstm(nn.Module):
         if weight_hh is not self.lstm.weight_hh_l0:
             return functional_call(self.lstm, {"weight_hh_l0": weight_hh}, (hidden_states, state), strict=False)
         return self.lstm(hidden_states, state)
+
+    def _run_holding_zero(self, hidden_states, state, weight_hh: torch.Tensor, padding: torch.Tensor):
+        """
+        Padding that comes before each row's real tokens, from an all-zeros state, through the fused kernel: one
+        extra input feature, 1 at padding, shuts the input gate and opens the forget gate there (pre-activations
+        pushed by -/+ `_GATE_SATURATION`, where the sigmoid is exactly 0 and 1). From `h = c = 0` the state then stays
+        all zeros through the padding, exactly as if it had been skipped, and the padded outputs are zeros.
+        """
+        size = self.lstm.hidden_size
+        weight_ih = self.lstm.weight_ih_l0
+        # the extra feature, then zeros up to a multiple of 16 features (oneDNN is much slower on odd sizes)
+        extra = 16 - weight_ih.size(1) % 16
+        shift = weight_ih.new_zeros(4 * size, extra)  # PyTorch's gate order: input, forget, cell, output
+        shift[:size, 0], shift[size : 2 * size, 0] = -_GATE_SATURATION, _GATE_SATURATION
+        is_padding = padding.unsqueeze(-1).to(hidden_states.dtype)  # (batch, seq, 1)
+        features = torch.cat([is_padding, is_padding.new_zeros(*is_padding.shape[:2], extra - 1)], dim=-1)
+        inputs = torch.cat([hidden_states * (1 - is_padding), features], dim=-1)
+        weights = [torch.cat([weight_ih, shift], dim=1), weight_hh, self.lstm.bias_ih_l0, self.lstm.bias_hh_l0]
+        output, h, c = torch.lstm(inputs, state, weights, True, 1, 0.0, self.training, False, True)
+        return output * (1 - is_padding), (h, c)
+
+
+# Gate pre-activation shift for padding in `_run_holding_zero`: sigmoid(+-1e4) is exactly 1 / 0 in float32 and bf16
+_GATE_SATURATION = 1e4
 
 
 class _PackedSegment:
@@ -192,8 +215,10 @@ class _PaddingLayout:
     """
     Where the real tokens of a padded batch are. Each row of `attention_mask` must hold one contiguous run of ones
     (left or right padding). The columns real in every row form one block in the middle; it takes the fused
-    sequence kernel, and only the padded columns on either side of it take the exact (step-by-step) packed path.
-    The state runs through the segments in order, without detaching, so the result is that of one packed call.
+    sequence kernel. The padded columns before it take the fused kernel too when the rows that pad there start from
+    an all-zeros state (left padding at the start of a text: `WeightDroppedLstm._run_holding_zero`); otherwise the
+    padded columns take the exact (step-by-step) packed path. The state runs through the segments in order, without
+    detaching, so the result is that of one packed call.
     """
 
     def __init__(self, attention_mask: torch.Tensor):
@@ -215,20 +240,30 @@ class _PaddingLayout:
             for start, end, plain in ((0, first, False), (first, last, True), (last, sequence_length, False))
             if end > start
         ]
+        # before a full block every row's run reaches into the block, so its padding there comes first: the
+        # zero-state shortcut may apply
+        self.leading_padding = ~mask[:, :first] if 0 < first < sequence_length else None
 
-    def run(self, lstm, hidden_states: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
-        """Runs `lstm(inputs, state) -> (outputs, state)` over the segments in turn; the batch's outputs and state."""
+    def run(self, layer: "WeightDroppedLstm", hidden_states, state: tuple[torch.Tensor, torch.Tensor], weight_hh):
+        """Runs `layer` over the segments in turn (one dropped `weight_hh` for all); the batch's outputs and state."""
         outputs = []
         for start, end, packed in self.segments:
+            inputs = hidden_states[:, start:end]
             if packed is None:
-                output, state = lstm(hidden_states[:, start:end], state)
+                output, state = layer._run(inputs, state, weight_hh)
+            elif start == 0 and self.leading_padding is not None and self._pads_from_zero_state(state):
+                output, state = layer._run_holding_zero(inputs, state, weight_hh, self.leading_padding)
             else:
-                output, new_state = lstm(packed.pack(hidden_states[:, start:end]), state)
+                output, new_state = layer._run(packed.pack(inputs), state, weight_hh)
                 output = packed.unpack(output)
                 keep = packed.empty_rows[None, :, None]  # a row with no real token here keeps the state it had
                 state = tuple(torch.where(keep, old, new) for old, new in zip(state, new_state))
             outputs.append(output)
         return torch.cat(outputs, 1) if len(outputs) > 1 else outputs[0], state
+
+    def _pads_from_zero_state(self, state: tuple[torch.Tensor, torch.Tensor]) -> bool:
+        rows = self.leading_padding.any(dim=1)  # (batch,) the rows that pad before their text
+        return not any(bool(tensor[:, rows].any()) for tensor in state)
 
 
 def activation_regularization(
@@ -708,8 +743,8 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
     def _encode_whole(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """
         Inference on documents that fit in one call, all pooled: no state is needed after the call, so the padding
-        can follow each document and run through the fused LSTM kernel with it. It comes after the real tokens and
-        cannot reach their outputs, which are exactly the packed call's; the padded outputs are zeroed.
+        can follow each document and run through the fused LSTM kernel with it, at no cost beyond its own steps. It
+        comes after the real tokens and cannot reach their outputs; the padded outputs are zeroed.
         """
         padding = (attention_mask == 0).sum(1)  # (batch,) on the left, where `forward` put it
         if not padding.any():

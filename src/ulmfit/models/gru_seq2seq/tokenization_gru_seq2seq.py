@@ -357,18 +357,30 @@ class GruSeq2SeqTokenizer(PythonBackend):
             encoded["token_type_ids"] = [[0] * len(ids) for ids in batch_ids]
         if return_special_tokens_mask:
             encoded["special_tokens_mask"] = batch_special
-        if not is_batched and not return_tensors:
-            encoded = {key: value[0] for key, value in encoded.items()}
-        padded = self.pad(
-            encoded,
-            padding=padding_strategy,
-            max_length=max_length,
-            pad_to_multiple_of=pad_to_multiple_of,
-            padding_side=padding_side,
-            return_attention_mask=return_attention_mask,
-            return_tensors=return_tensors,
-            verbose=verbose,
-        )
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+        same_length = len({len(ids) for ids in batch_ids}) <= 1
+        if padding_strategy == PaddingStrategy.DO_NOT_PAD or (
+            padding_strategy == PaddingStrategy.LONGEST and same_length and not pad_to_multiple_of
+        ):  # nothing to pad (e.g. one text, as pipelines send them): the masks directly, without the base `pad`
+            if return_attention_mask:
+                encoded["attention_mask"] = [[1] * len(ids) for ids in batch_ids]
+            if not is_batched and not return_tensors:
+                encoded = {key: value[0] for key, value in encoded.items()}
+            padded = BatchEncoding(encoded, tensor_type=return_tensors)
+        else:
+            if not is_batched and not return_tensors:
+                encoded = {key: value[0] for key, value in encoded.items()}
+            padded = self.pad(
+                encoded,
+                padding=padding_strategy,
+                max_length=max_length,
+                pad_to_multiple_of=pad_to_multiple_of,
+                padding_side=padding_side,
+                return_attention_mask=return_attention_mask,
+                return_tensors=return_tensors,
+                verbose=verbose,
+            )
         if return_length:
             lengths = [len(ids) for ids in batch_ids]
             padded["length"] = lengths if is_batched or return_tensors else lengths[0]
