@@ -167,6 +167,35 @@ def test_padding_takes_the_fused_kernel_where_it_can_and_the_result_is_each_row_
         assert padded.last_hidden_state[mask == 0].abs().max() == 0
 
 
+def test_chunks_of_a_left_padded_batch_hold_the_state_at_zero_while_a_row_is_all_padding():
+    model = make_model()
+    rows = [random_ids(1, 10, seed=1)[0], random_ids(1, 3, seed=2)[0]]
+    batch, mask, _ = padded_batch(rows, "left")  # row 1 is padding in columns 0-6
+    calls = record_lstm_runs(model)
+    state, outputs = None, []
+    with torch.no_grad():
+        for start in (0, 4, 8):  # BPT3C-style chunks, state carried
+            out = model.awd_lstm(batch[:, start : start + 4], attention_mask=mask[:, start : start + 4], state=state)
+            state, outputs = out.state, [*outputs, out.last_hidden_state]
+            if start == 0:  # row 1 saw only padding: its state is still exactly zero
+                assert all(not tensor[1].any() for pair in state for tensor in pair)
+        # chunk 1: row 1 all padding, no column real in every row: one fused call holding row 1 at zero;
+        # chunk 2: 3 padded columns held at zero, then the full column; chunk 3: no padding
+        assert [(path, columns) for layer, path, columns, _ in calls if layer == 0] == [
+            ("zero-held", 4),
+            ("zero-held", 3),
+            ("fused", 1),
+            ("fused", 2),
+        ]
+        hidden = torch.cat(outputs, 1)
+        for i, row in enumerate(rows):
+            alone = model.awd_lstm(row[None])
+            torch.testing.assert_close(hidden[i, 10 - len(row) :], alone.last_hidden_state[0], rtol=0, atol=1e-5)
+            for (h, c), (h_alone, c_alone) in zip(state, alone.state):
+                torch.testing.assert_close(h[i], h_alone[0], rtol=0, atol=1e-5)
+                torch.testing.assert_close(c[i], c_alone[0], rtol=0, atol=1e-5)
+
+
 def test_left_padding_after_a_nonzero_state_takes_the_packed_path():
     model = make_model()
     rows = [random_ids(1, n, seed=n)[0] for n in (8, 5)]

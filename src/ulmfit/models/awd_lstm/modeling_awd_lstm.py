@@ -240,9 +240,11 @@ class _PaddingLayout:
             for start, end, plain in ((0, first, False), (first, last, True), (last, sequence_length, False))
             if end > start
         ]
-        # before a full block every row's run reaches into the block, so its padding there comes first: the
-        # zero-state shortcut may apply
-        self.leading_padding = ~mask[:, :first] if 0 < first < sequence_length else None
+        # before a full block every row's run reaches into the block, so its padding there comes first; without a
+        # full block, so it does when every run ends at the last column (left padding, some rows still all padding).
+        # There the zero-state shortcut may apply.
+        left_padded = bool(((starts + lengths == sequence_length) | (lengths == 0)).all())
+        self.leading_padding = ~mask[:, :first] if first > 0 and (first < sequence_length or left_padded) else None
 
     def run(self, layer: "WeightDroppedLstm", hidden_states, state: tuple[torch.Tensor, torch.Tensor], weight_hh):
         """Runs `layer` over the segments in turn (one dropped `weight_hh` for all); the batch's outputs and state."""
