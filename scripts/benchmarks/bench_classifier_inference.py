@@ -8,8 +8,7 @@ often their predictions agree. Timed, from raw review text to a predicted label,
 - fastai `learn.get_preds(dl=learn.dls.test_dl(texts))` (tokenization in fastai's worker processes included);
 - ulmfit `pipeline("text-classification", model=folder)(texts, batch_size=64)`, and the same pipeline one review at a
   time, for the like-for-like comparison with `learn.predict`;
-- the same batched pipeline with `streams=2` (the sorted batches in two threads, each with half of torch's threads;
-  same predictions), and with `dtype=torch.bfloat16` (bf16 weights on a CPU with AVX512-BF16; fastai's mixed
+- the same batched pipeline with `dtype=torch.bfloat16` (bf16 weights on a CPU with AVX512-BF16; fastai's mixed
   precision is CUDA-only), with its agreement with fp32.
 
 Both run on the same CPU threads, in one process, one after the other; the ratios are docs/s against fastai.
@@ -108,7 +107,6 @@ def main():
     parser.add_argument("--num_docs", type=int, default=2000)
     parser.add_argument("--predict_docs", type=int, default=300, help="reviews for the one-at-a-time loops")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--streams", type=int, default=2, help="threads of batches for the `streams` line")
     args = parser.parse_args()
 
     import pandas as pd
@@ -151,12 +149,6 @@ def main():
         lambda: classify(texts, batch_size=args.batch_size, top_k=None),
         len(texts),
     )
-    # the same batches in `--streams` threads with a share of torch's threads each (CPU "throughput mode")
-    ours_streams = timed(
-        f"ulmfit pipeline, batch_size={args.batch_size}, streams={args.streams}",
-        lambda: classify(texts, batch_size=args.batch_size, top_k=None, streams=args.streams),
-        len(texts),
-    )
     # bf16 weights on the CPU (AVX512-BF16/AMX): a user's one-argument choice; fastai has no CPU mixed precision
     classify_bf16 = pipeline("text-classification", model=str(args.classifier), dtype=torch.bfloat16)
     ours_bf16 = timed(
@@ -175,8 +167,6 @@ def main():
         return probs
 
     our_probs, bf16_probs = probabilities(ours), probabilities(ours_bf16)
-    if not torch.equal(probabilities(ours_streams).argmax(-1), our_probs.argmax(-1)):
-        raise AssertionError("streams changed a prediction")
     agreement = (our_probs.argmax(-1) == fastai_probs.argmax(-1)).float().mean().item()
     max_difference = (our_probs - fastai_probs).abs().max().item()
     imdb_names = ("negative", "positive")  # IMDb: 0 negative, 1 positive (the demo classifier's names)
@@ -190,9 +180,6 @@ def main():
     batched_bf16 = results[f"ulmfit pipeline bf16, batch_size={args.batch_size}"]
     print(f"ulmfit batched vs fastai learn.predict loop: {batched / results['fastai learn.predict loop']:.1f}x")
     print(f"ulmfit batched vs fastai get_preds:          {batched / results['fastai get_preds(test_dl)']:.2f}x")
-    streams = results[f"ulmfit pipeline, batch_size={args.batch_size}, streams={args.streams}"]
-    get_preds = results["fastai get_preds(test_dl)"]
-    print(f"ulmfit batched, {args.streams} streams, vs get_preds: {streams / get_preds:.2f}x")
     print(f"ulmfit bf16 batched vs fastai get_preds:     {batched_bf16 / results['fastai get_preds(test_dl)']:.2f}x")
     single = results["ulmfit pipeline, one review at a time"]
     print(f"ulmfit one at a time vs learn.predict loop:  {single / results['fastai learn.predict loop']:.1f}x")

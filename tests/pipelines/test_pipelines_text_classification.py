@@ -1,7 +1,5 @@
 """`pipeline("text-classification")` on an AWD-LSTM classifier: length-sorted batches, results in input order."""
 
-import threading
-
 import datasets
 import pytest
 import torch
@@ -72,34 +70,3 @@ def test_a_datasets_column_is_a_list_of_documents(classifier_folder):
     column = datasets.Dataset.from_dict({"text": DOCUMENTS})["text"]
     assert not isinstance(column, list)
     assert classify(column, batch_size=4) == classify(list(DOCUMENTS), batch_size=4)
-
-
-def test_streams_give_the_same_results_in_input_order_and_restore_the_thread_count(classifier_folder):
-    classify = pipeline("text-classification", model=classifier_folder)
-    documents = DOCUMENTS * 3  # 18 documents, 9 batches of 2 dealt out to the streams in turn
-    expected = classify(documents, batch_size=2, top_k=None)
-    threads = torch.get_num_threads()
-    seen = set()
-    hook = classify.model.register_forward_pre_hook(lambda *_: seen.add(threading.current_thread().name))
-    for streams in (2, 3, 20):
-        seen.clear()
-        actual = classify(documents, batch_size=2, top_k=None, streams=streams)
-        for want, got in zip(expected, actual, strict=True):
-            assert [r["label"] for r in got] == [r["label"] for r in want]
-            assert [r["score"] for r in got] == pytest.approx([r["score"] for r in want], abs=1e-5)
-        assert seen == {f"ulmfit-stream-{k}" for k in range(min(streams, 9))}
-        assert torch.get_num_threads() == threads
-    hook.remove()
-    with pytest.raises(ValueError, match="`streams` must be a positive int"):
-        classify(documents, batch_size=2, streams=0)
-    preprocess = classify.preprocess
-
-    def failing_preprocess(text, **kwargs):
-        if text == "Bad film.":
-            raise RuntimeError("boom in a stream")
-        return preprocess(text, **kwargs)
-
-    classify.preprocess = failing_preprocess
-    with pytest.raises(RuntimeError, match="boom in a stream"):  # an error inside a stream reaches the caller
-        classify(documents, batch_size=2, streams=2)
-    assert torch.get_num_threads() == threads
