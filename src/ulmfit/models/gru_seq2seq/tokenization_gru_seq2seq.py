@@ -359,18 +359,19 @@ class GruSeq2SeqTokenizer(PythonBackend):
             encoded["special_tokens_mask"] = batch_special
         if return_attention_mask is None:
             return_attention_mask = "attention_mask" in self.model_input_names
-        same_length = len({len(ids) for ids in batch_ids}) <= 1
-        if padding_strategy == PaddingStrategy.DO_NOT_PAD or (
-            padding_strategy == PaddingStrategy.LONGEST and same_length and not pad_to_multiple_of
-        ):  # nothing to pad (e.g. one text, as pipelines send them): the masks directly, without the base `pad`
-            if return_attention_mask:
-                encoded["attention_mask"] = [[1] * len(ids) for ids in batch_ids]
-            if not is_batched and not return_tensors:
-                encoded = {key: value[0] for key, value in encoded.items()}
+        # nothing to pad (e.g. one text, as pipelines send them): the masks directly, without the base `pad`
+        nothing_to_pad = padding_strategy == PaddingStrategy.DO_NOT_PAD or (
+            padding_strategy == PaddingStrategy.LONGEST
+            and len({len(ids) for ids in batch_ids}) <= 1
+            and not pad_to_multiple_of
+        )
+        if nothing_to_pad and return_attention_mask:
+            encoded["attention_mask"] = [[1] * len(ids) for ids in batch_ids]
+        if not is_batched and not return_tensors:
+            encoded = {key: value[0] for key, value in encoded.items()}
+        if nothing_to_pad:
             padded = BatchEncoding(encoded, tensor_type=return_tensors)
         else:
-            if not is_batched and not return_tensors:
-                encoded = {key: value[0] for key, value in encoded.items()}
             padded = self.pad(
                 encoded,
                 padding=padding_strategy,
