@@ -7,14 +7,17 @@ every epoch. The recipe is fastbook's on both sides: gradual unfreezing (last gr
 1+1+1+2 epochs at 2e-2, 1e-2, 5e-3, 1e-3 with discriminative rates (÷2.6 per group), one-cycle per stage, moms
 (0.8, 0.7, 0.8), fastai's classifier dropouts × 0.5, batch 32, BPT3C over 72-token chunks and the last 1,440 tokens.
 fastai's wall time (tokenization, training, evaluation) is the budget; ulmfit must stay within it. Each side runs in
-its own process, one after the other.
+its own process, one after the other, fully seeded (fastai's `set_seed`, ulmfit's `--seed`); `--seeds 42,43,44` repeats
+the comparison with each seed and reports the mean and spread of both sides.
 
-    /tmp/fastai-env/bin/python scripts/benchmarks/bench_classifier_quality.py
+    /tmp/fastai-env/bin/python scripts/benchmarks/bench_classifier_quality.py --seeds 42,43,44
 """
 
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,11 +58,13 @@ def run_fastai(args, folder: Path) -> dict:
         awd_lstm_clas_config,
         text_classifier_learner,
     )
+    from fastai.torch_core import set_seed
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoTokenizer
 
     import ulmfit  # noqa: F401
 
+    set_seed(args.seed, reproducible=True)  # the data order, the new head and every dropout mask
     config = AutoConfig.from_pretrained(args.language_model)
     tokenizer = AutoTokenizer.from_pretrained(args.language_model)
     vocab = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
@@ -115,7 +120,8 @@ def main():
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--mixed_precision", default="no", help="ulmfit only (fastai's autocast is CUDA-only)")
     parser.add_argument("--only", choices=["fastai", "ulmfit"], default=None)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seeds", default="42", help="comma-separated; one comparison per seed")
+    parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)  # set from --seeds for each run
     parser.add_argument("--fastai_child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.language_model is None:
@@ -126,35 +132,65 @@ def main():
         print(json.dumps(run_fastai(args, args.fastai_child)))
         return
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
-    results = {}
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         prepare(args, folder)
         print(f"{args.num_train} IMDb train reviews, {args.num_test} test reviews; from {args.language_model}")
-        if args.only in (None, "fastai"):
-            command = [sys.executable, __file__, *sys.argv[1:], "--fastai_child", str(folder)]
-            command += ["--language_model", args.language_model]
-            output = subprocess.run(command, check=True, env=env, capture_output=True, text=True).stdout
-            results["fastai"] = json.loads(output.strip().splitlines()[-1])
-            print(f"fastai: {json.dumps(results['fastai'])}", flush=True)
-        if args.only in (None, "ulmfit"):
-            start = time.perf_counter()
-            subprocess.run(ulmfit_command(args, folder), check=True, env=env, stdout=subprocess.DEVNULL)
-            log = json.loads((folder / "ulmfit" / "training_log.json").read_text())
-            results["ulmfit"] = {
-                "seconds": time.perf_counter() - start,
-                "accuracy_per_epoch": [row["accuracy"] for row in log],
-                "accuracy": log[-1]["accuracy"],
-            }
-            print(f"ulmfit: {json.dumps(results['ulmfit'])}", flush=True)
+        for seed in seeds:
+            args.seed = seed
+            runs.append(compare(args, folder))
+    if args.only is None:
+        summarize(runs, seeds, args.num_test)
+
+
+def compare(args, folder: Path) -> dict:
+    """One seed: fastai's side, then ulmfit's, each in its own process; their accuracy and wall time."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
+    results = {}
+    if args.only in (None, "fastai"):
+        command = [sys.executable, __file__, *sys.argv[1:], "--fastai_child", str(folder)]
+        command += ["--language_model", args.language_model, "--seed", str(args.seed)]
+        output = subprocess.run(command, check=True, env=env, capture_output=True, text=True).stdout
+        results["fastai"] = json.loads(output.strip().splitlines()[-1])
+        print(f"seed {args.seed} fastai: {json.dumps(results['fastai'])}", flush=True)
+    if args.only in (None, "ulmfit"):
+        shutil.rmtree(folder / "ulmfit", ignore_errors=True)
+        start = time.perf_counter()
+        subprocess.run(ulmfit_command(args, folder), check=True, env=env, stdout=subprocess.DEVNULL)
+        log = json.loads((folder / "ulmfit" / "training_log.json").read_text())
+        results["ulmfit"] = {
+            "seconds": time.perf_counter() - start,
+            "accuracy_per_epoch": [row["accuracy"] for row in log],
+            "accuracy": log[-1]["accuracy"],
+        }
+        print(f"seed {args.seed} ulmfit: {json.dumps(results['ulmfit'])}", flush=True)
     if len(results) == 2:
         fastai, ours = results["fastai"], results["ulmfit"]
         print(
-            f"\naccuracy on {args.num_test} test reviews: ulmfit {ours['accuracy']:.2%} in {ours['seconds']:.0f} s, "
-            f"fastai {fastai['accuracy']:.2%} in {fastai['seconds']:.0f} s "
-            f"(ulmfit used {ours['seconds'] / fastai['seconds']:.2f} of fastai's budget)"
+            f"seed {args.seed}: accuracy on {args.num_test} test reviews: ulmfit {ours['accuracy']:.2%} in "
+            f"{ours['seconds']:.0f} s, fastai {fastai['accuracy']:.2%} in {fastai['seconds']:.0f} s "
+            f"(ulmfit used {ours['seconds'] / fastai['seconds']:.2f} of fastai's budget)",
+            flush=True,
         )
+    return results
+
+
+def summarize(runs: list[dict], seeds: list[int], num_test: int):
+    """A table of every seed, then each side's mean and spread (sample standard deviation)."""
+    print("\n| seed | ulmfit | fastai | ulmfit's time / fastai's |\n|---|---|---|---|")
+    for seed, run in zip(seeds, runs):
+        ours, fastai = run["ulmfit"], run["fastai"]
+        print(
+            f"| {seed} | {ours['accuracy']:.2%}, {ours['seconds']:.0f} s | {fastai['accuracy']:.2%}, "
+            f"{fastai['seconds']:.0f} s | {ours['seconds'] / fastai['seconds']:.2f} |"
+        )
+    for side in ("ulmfit", "fastai"):
+        accuracies = [run[side]["accuracy"] for run in runs]
+        print(f"{side}: mean accuracy {statistics.mean(accuracies):.2%} on {num_test} test reviews", end="")
+        print(f", sd {statistics.stdev(accuracies):.2%}" if len(runs) > 1 else "", end="")
+        print(f", mean time {statistics.mean(run[side]['seconds'] for run in runs):.0f} s")
 
 
 if __name__ == "__main__":

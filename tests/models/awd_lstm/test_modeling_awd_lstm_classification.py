@@ -79,49 +79,57 @@ def test_bpt3c_pools_the_last_chunks_only_and_reads_the_rest_without_gradients()
     assert all(embedding_grad[token].abs().sum() == 0 for token in early_only)
 
 
-def test_inference_reads_bpt3c_in_fewer_calls_with_the_same_result_and_bounded_chunks():
+def batch_of(rows, width, side):
+    ids, mask = torch.ones(len(rows), width, dtype=torch.long), torch.zeros(len(rows), width, dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
+        ids[i, span], mask[i, span] = row, 1
+    return ids, mask
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_inference_reads_real_tokens_only_in_bounded_segments_with_the_training_result(monkeypatch, side):
     model = make_classifier(bpt3c_chunk_size=4, bpt3c_max_length=8)
-    ids = torch.cat([random_ids(1, 41, seed=4), random_ids(1, 41, seed=5)])
-    mask = torch.ones_like(ids)
-    mask[1, :11] = 0  # left padding across several chunks
-    call_lengths = []
-    model.awd_lstm.register_forward_pre_hook(
-        lambda _, args, kwargs: call_lengths.append(args[0].size(1)), with_kwargs=True
-    )
-    chunked = model(ids, attention_mask=mask).logits  # grad enabled: fastai's 72-token chunks (here 4)
-    assert call_lengths == [4] * 10 + [1]
-    call_lengths.clear()
-    with torch.no_grad():
-        merged = model(ids, attention_mask=mask).logits
-    # fastai keeps chunk starts i with 41 - i <= 8 (i = 36, 40): 5 tokens pooled, 36 read before them in 8-token calls
-    assert call_lengths == [8, 8, 8, 8, 4, 5]
-    torch.testing.assert_close(merged, chunked.detach(), rtol=0, atol=1e-5)
-
-
-def test_inference_reads_documents_that_fit_the_window_in_one_call_without_packing(monkeypatch):
-    model = make_classifier(bpt3c_chunk_size=4, bpt3c_max_length=16)
-    rows = [random_ids(1, n, seed=n)[0] for n in (13, 9, 1)]
+    model._INFERENCE_BLOCK = 3
+    lengths = (41, 30, 7, 12, 1, 8)  # two longer than the pooled window, one shorter than a block
+    rows = [random_ids(1, n, seed=n)[0] for n in lengths]
+    ids, mask = batch_of(rows, 41, side)
     packings, calls = [], []
     pack = torch.nn.utils.rnn.pack_padded_sequence
     monkeypatch.setattr(
         torch.nn.utils.rnn, "pack_padded_sequence", lambda *a, **k: packings.append(1) or pack(*a, **k)
     )
-    model.awd_lstm.register_forward_pre_hook(lambda _, args: calls.append(args[0].shape))
-    for side in ("left", "right"):
-        ids, mask = torch.ones(3, 13, dtype=torch.long), torch.zeros(3, 13, dtype=torch.long)
+    model.awd_lstm.layers[0].register_forward_pre_hook(lambda _, args: calls.append(args[0].shape[:2]))
+    chunked = model(ids, attention_mask=mask).logits.detach()  # grad enabled: fastai's chunks (here 4 tokens)
+    calls.clear()
+    with torch.no_grad():
+        logits = model(ids, attention_mask=mask).logits
+    # fastai's pooled window: chunk starts i with 41 - i <= 8 (i = 36, 40), the last 5 tokens of each document
+    torch.testing.assert_close(logits, chunked, rtol=0, atol=1e-5)
+    assert not packings
+    assert all(columns <= 8 for _, columns in calls)  # memory bounded by bpt3c_max_length columns
+    assert [documents for documents, _ in calls] == sorted((documents for documents, _ in calls), reverse=True)
+    read = sum(documents * columns for documents, columns in calls)
+    assert sum(lengths) <= read < sum(lengths) + 3 * len(lengths)  # at most a block of padding per document
+    # documents inside the batch's pooled window give what they give alone (fastai's window is the batch's)
+    with torch.no_grad():
         for i, row in enumerate(rows):
-            span = slice(13 - len(row), 13) if side == "left" else slice(0, len(row))
-            ids[i, span], mask[i, span] = row, 1
-        packings.clear(), calls.clear()
-        with torch.no_grad():
-            logits = model(ids, attention_mask=mask).logits
-        # one call, no packing: the padding runs through the fused kernel after each text (no state is needed after)
-        assert calls == [(3, 13)] and not packings
-        with torch.no_grad():
-            for i, row in enumerate(rows):
+            if len(row) <= 5:
                 torch.testing.assert_close(logits[i], model(row[None]).logits[0], rtol=0, atol=1e-5)
-        chunked = model(ids, attention_mask=mask).logits  # grad enabled: fastai's chunks (here 4 tokens)
-        torch.testing.assert_close(logits, chunked.detach(), rtol=0, atol=1e-5)
+
+
+def test_inference_of_an_all_padding_row_and_in_bf16():
+    model = make_classifier()
+    ids, mask = batch_of([random_ids(1, 6, seed=6)[0], random_ids(1, 3, seed=3)[0]], 6, "right")
+    mask[1] = 0
+    with torch.no_grad():
+        logits = model(ids, attention_mask=mask).logits
+    torch.testing.assert_close(logits, model(ids, attention_mask=mask).logits.detach(), rtol=0, atol=1e-5)
+    half = make_classifier().to(torch.bfloat16)
+    with torch.no_grad():
+        low = half(ids, attention_mask=mask).logits
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), logits, rtol=0, atol=5e-2)
 
 
 def test_losses_for_every_problem_type_and_bad_labels():

@@ -690,6 +690,9 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
     """
 
     _keys_to_ignore_on_load_unexpected = [r"lm_head\."]
+    # Inference reads columns in blocks of this many (`_pool_for_inference`): a document that ends inside a block
+    # runs to the block's end, so fewer, longer LSTM calls against a few wasted steps per document
+    _INFERENCE_BLOCK = 16
 
     def __init__(self, config: AwdLstmConfig):
         super().__init__(config)
@@ -720,16 +723,6 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         sequence_length = input_ids.size(1)
         starts = list(range(0, sequence_length, chunk_size))
         kept = [sequence_length - start <= max_length for start in starts]  # fastai's `sl - i <= max_len`
-        if not self.training and not torch.is_grad_enabled() and any(kept):
-            # Inference: the same state carried and the same tokens kept, in fewer and longer LSTM calls (the pooled
-            # window, and `bpt3c_max_length` tokens at a time before it, so memory stays bounded); documents that
-            # fit in the pooled window are read in one call
-            first_kept = starts[kept.index(True)]
-            if first_kept == 0:
-                return self._encode_whole(input_ids, attention_mask), attention_mask
-            stride = max(chunk_size, max_length - max_length % chunk_size)
-            starts = [*range(0, first_kept, stride), first_kept]
-            kept = [start >= first_kept for start in starts]
         state, outputs, masks = None, [], []
         for start, end, keep in zip(starts, [*starts[1:], sequence_length], kept):
             with torch.set_grad_enabled(keep and torch.is_grad_enabled()):
@@ -742,21 +735,66 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
                 masks.append(attention_mask[:, start:end])
         return torch.cat(outputs, 1), torch.cat(masks, 1)  # (batch, kept, embedding_size), (batch, kept)
 
-    def _encode_whole(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _pool_for_inference(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """
-        Inference on documents that fit in one call, all pooled: no state is needed after the call, so the padding
-        can follow each document and run through the fused LSTM kernel with it, at no cost beyond its own steps. It
-        comes after the real tokens and cannot reach their outputs; the padded outputs are zeroed.
+        What `masked_concat_pool(*self._encode_bpt3c(...))` gives, for inference (no gradient, eval mode), reading
+        only the tokens that are there. The documents are read longest first with their real tokens at the front, in
+        segments of columns; a document leaves the batch after the segment where it ends (fastai's `real_bs`, which
+        lets documents join the batch, the other way round), so no padding runs through the LSTM except the few steps
+        after a text that ends inside a segment. Those come after its real tokens and cannot reach their outputs.
+        The state is carried exactly from segment to segment, and pooling is accumulated per segment over the same
+        window as in training: the last `sequence_length - first kept chunk start` tokens of each document. Memory
+        stays bounded by `bpt3c_max_length` columns whatever the length. Returns the pooled features in input order.
         """
-        padding = (attention_mask == 0).sum(1)  # (batch,) on the left, where `forward` put it
-        if not padding.any():
-            return self.awd_lstm(input_ids).last_hidden_state
-        positions = torch.arange(input_ids.size(1), device=input_ids.device)
-        to_right = (positions[None, :] + padding[:, None]) % input_ids.size(1)  # (batch, seq): real tokens first
-        hidden_states = self.awd_lstm(input_ids.gather(1, to_right)).last_hidden_state
-        to_left = ((positions[None, :] - padding[:, None]) % input_ids.size(1)).unsqueeze(-1)
-        hidden_states = hidden_states.gather(1, to_left.expand(-1, -1, hidden_states.size(-1)))
-        return hidden_states * attention_mask.unsqueeze(-1).to(hidden_states.dtype)
+        chunk_size, max_length = self.config.bpt3c_chunk_size, self.config.bpt3c_max_length
+        sequence_length = input_ids.size(1)
+        first_kept = next((i for i in range(0, sequence_length, chunk_size) if sequence_length - i <= max_length), 0)
+        window = sequence_length - first_kept  # fastai's pooled chunks, as `_encode_bpt3c` keeps them
+
+        # 1. Longest document first, real tokens at the front (`forward` put them at the end)
+        lengths = attention_mask.sum(1)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        lengths = lengths[order]
+        positions = torch.arange(sequence_length, device=input_ids.device)
+        to_front = (positions[None, :] + (sequence_length - lengths)[:, None]) % max(sequence_length, 1)
+        input_ids = input_ids[order].gather(1, to_front)
+        window_starts = (lengths - window).clamp(min=0)  # (batch,) first pooled column of each document
+
+        # 2. Segments: blocks of columns, merged while the same documents are in them (up to `bpt3c_max_length`)
+        lengths_list = lengths.tolist()
+        block = min(self._INFERENCE_BLOCK, max_length)
+        segments = []  # (start, end, documents still being read)
+        for start in range(0, lengths_list[0] if lengths_list else 0, block):
+            rows = sum(length > start for length in lengths_list)
+            end = min(start + block, lengths_list[0])
+            if segments and segments[-1][2] == rows and end - segments[-1][0] <= max_length:
+                segments[-1] = (segments[-1][0], end, rows)
+            else:
+                segments.append((start, end, rows))
+
+        # 3. The LSTM stack segment by segment (dropouts are off in eval mode); pooling accumulated in float32
+        batch_size, size = input_ids.size(0), self.config.embedding_size
+        weight = self.awd_lstm.embed_tokens.weight
+        last, total = weight.new_zeros(batch_size, size), weight.new_zeros(batch_size, size, dtype=torch.float32)
+        maximum = weight.new_full((batch_size, size), float("-inf"), dtype=torch.float32)
+        states = [(h[None], c[None]) for h, c in self.awd_lstm.initial_state(batch_size)]  # (1, batch, size) each
+        for start, end, rows in segments:
+            hidden_states = self.awd_lstm.embed_tokens(input_ids[:rows, start:end])
+            for index, layer in enumerate(self.awd_lstm.layers):
+                h, c = states[index]
+                hidden_states, states[index] = layer(hidden_states, (h[:, :rows], c[:, :rows]))
+            columns = positions[None, start:end]  # (1, segment)
+            pooled = (columns >= window_starts[:rows, None]) & (columns < lengths[:rows, None])  # (rows, segment)
+            output = hidden_states.float()
+            segment_max = output.masked_fill(~pooled.unsqueeze(-1), float("-inf")).amax(1)
+            maximum[:rows] = torch.maximum(maximum[:rows], segment_max)
+            total[:rows] += (output * pooled.unsqueeze(-1)).sum(1)
+            ending = ((lengths[:rows] - 1 >= start) & (lengths[:rows] - 1 < end)).nonzero()[:, 0]
+            last[ending] = hidden_states[ending, lengths[ending] - 1 - start]
+        maximum = torch.where(torch.isinf(maximum), torch.zeros_like(maximum), maximum)  # a document with no token
+        mean = total / (lengths - window_starts).clamp(min=1)[:, None]
+        pooled = torch.cat([last.float(), maximum, mean], dim=-1).to(weight.dtype)
+        return pooled[torch.argsort(order)]  # (batch, 3 * embedding_size), in input order
 
     def forward(
         self,
@@ -801,8 +839,12 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
             input_ids, attention_mask = input_ids.gather(1, index), attention_mask.gather(1, index)
 
         # 2. BPT3C encoding, concat pooling, head
-        hidden_states, mask = self._encode_bpt3c(input_ids, attention_mask)
-        logits = self.classifier(masked_concat_pool(hidden_states, mask))  # (batch, num_labels)
+        if self.training or torch.is_grad_enabled():
+            hidden_states, mask = self._encode_bpt3c(input_ids, attention_mask)
+            pooled = masked_concat_pool(hidden_states, mask)
+        else:
+            pooled = self._pool_for_inference(input_ids, attention_mask)
+        logits = self.classifier(pooled)  # (batch, num_labels)
 
         loss = None
         if labels is not None:
