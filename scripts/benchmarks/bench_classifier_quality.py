@@ -137,7 +137,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         prepare(args, folder)
-        print(f"{args.num_train} IMDb train reviews, {args.num_test} test reviews; from {args.language_model}")
+        print(f"{args.num_train} IMDb train reviews, {args.num_test} test reviews", flush=True)
+        print(f"from {args.language_model}; seeds {seeds}", flush=True)
         for seed in seeds:
             args.seed = seed
             runs.append(compare(args, folder))
