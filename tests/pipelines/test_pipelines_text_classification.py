@@ -70,3 +70,18 @@ def test_a_datasets_column_is_a_list_of_documents(classifier_folder):
     column = datasets.Dataset.from_dict({"text": DOCUMENTS})["text"]
     assert not isinstance(column, list)
     assert classify(column, batch_size=4) == classify(list(DOCUMENTS), batch_size=4)
+
+
+def test_a_list_is_encoded_in_one_tokenizer_call_unless_tokenizer_arguments_are_given(classifier_folder, monkeypatch):
+    classify = pipeline("text-classification", model=classifier_folder)
+    calls, tokenizer_class = [], type(classify.tokenizer)
+    encode = tokenizer_class.__call__
+    monkeypatch.setattr(tokenizer_class, "__call__", lambda self, *a, **k: calls.append(a[0]) or encode(self, *a, **k))
+    listed = classify(DOCUMENTS, batch_size=2, top_k=None)
+    assert calls == [DOCUMENTS]
+    calls.clear()
+    per_document = classify(DOCUMENTS, batch_size=2, top_k=None, add_special_tokens=True)  # a tokenizer argument
+    assert sorted(calls) == sorted(DOCUMENTS)
+    for expected, actual in zip(per_document, listed, strict=True):
+        assert [r["label"] for r in actual] == [r["label"] for r in expected]
+        assert [r["score"] for r in actual] == pytest.approx([r["score"] for r in expected], abs=1e-5)

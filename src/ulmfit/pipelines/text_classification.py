@@ -2,16 +2,30 @@
 
 The stock pipeline pads each batch to its longest document in the order the documents came in, so one long review
 makes every short review of its batch pay for its length. fastai sorts documents by length before batching
-(`learn.get_preds` on a `SortedDL`); this subclass does the same: a list of documents is sorted longest first, run
-through the stock pipeline, and the results are put back in input order. `import ulmfit` installs it as the
-"text-classification" implementation; for every model that is not an AWD-LSTM it behaves exactly as the stock one.
-Documents of any length are fine: the model reads them in BPT3C chunks, so memory does not grow with the length.
+(`learn.get_preds` on a `SortedDL`); this subclass does the same: a list of documents is encoded in one tokenizer call,
+sorted longest first, run through the stock pipeline, and the results are put back in input order. `import ulmfit`
+installs it as the "text-classification" implementation; for every model that is not an AWD-LSTM it behaves exactly as
+the stock one. Documents of any length are fine: the model reads them in BPT3C chunks, so memory does not grow with the
+length.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import torch
 from transformers import AutoModelForSequenceClassification, TextClassificationPipeline
 from transformers.pipelines import PIPELINE_REGISTRY
+
+
+# Call arguments that do not reach the tokenizer; with any other, each document is encoded by the stock `preprocess`
+_NOT_TOKENIZER_ARGUMENTS = {"batch_size", "num_workers", "top_k", "function_to_apply", "return_all_scores"}
+
+
+@dataclass(frozen=True)
+class _EncodedDocument:
+    """A document of a list that the pipeline encoded in one tokenizer call with the rest of the list."""
+
+    input_ids: list[int]
 
 
 class AwdLstmTextClassificationPipeline(TextClassificationPipeline):
@@ -25,13 +39,26 @@ class AwdLstmTextClassificationPipeline(TextClassificationPipeline):
         batch_size = kwargs.get("batch_size", self._batch_size) or 1
         if not isinstance(inputs, (list, tuple)) or batch_size < 2 or not all(isinstance(t, str) for t in inputs):
             return super().__call__(inputs, **kwargs)
-        # character length is a faithful proxy for token length and costs nothing to compute
-        order = sorted(range(len(inputs)), key=lambda index: -len(inputs[index]))
-        results = super().__call__([inputs[index] for index in order], **kwargs)
+        if self._preprocess_params or not set(kwargs) <= _NOT_TOKENIZER_ARGUMENTS:
+            # tokenizer arguments: the stock per-document `preprocess`; character length stands in for token length
+            order = sorted(range(len(inputs)), key=lambda index: -len(inputs[index]))
+            documents = [inputs[index] for index in order]
+        else:
+            # one tokenizer call for the list (its errors name the document by its index in `inputs`)
+            encoded = self.tokenizer(list(inputs))["input_ids"]
+            order = sorted(range(len(inputs)), key=lambda index: -len(encoded[index]))
+            documents = [_EncodedDocument(encoded[index]) for index in order]
+        results = super().__call__(documents, **kwargs)
         in_input_order = [None] * len(inputs)
         for position, index in enumerate(order):
             in_input_order[index] = results[position]
         return in_input_order
+
+    def preprocess(self, inputs, **tokenizer_kwargs):
+        if isinstance(inputs, _EncodedDocument):
+            input_ids = torch.tensor([inputs.input_ids])
+            return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+        return super().preprocess(inputs, **tokenizer_kwargs)
 
 
 def register_text_classification_pipeline():
