@@ -427,6 +427,39 @@ def test_greedy_generate_matches_a_manual_greedy_loop():
     assert torch.equal(generated, ids)
 
 
+def test_generate_scores_equal_rereading_the_whole_text():
+    # Continuous scores catch a state that is not carried between steps (a greedy argmax on a random model may not).
+    model = make_model()
+    prompt = random_ids(2, 6)
+    out = model.generate(prompt, max_new_tokens=5, do_sample=False, output_scores=True, return_dict_in_generate=True)
+    with torch.no_grad():
+        reread = model(out.sequences[:, :-1]).logits[:, prompt.size(1) - 1 :]
+    torch.testing.assert_close(torch.stack(out.scores, dim=1), reread, rtol=1e-4, atol=1e-5)
+
+
+def test_beam_search_scores_equal_rereading_the_chosen_beams():
+    model = make_model()
+    out = model.generate(
+        random_ids(1, 6),
+        max_new_tokens=5,
+        num_beams=3,
+        do_sample=False,
+        output_scores=True,
+        return_dict_in_generate=True,
+        length_penalty=0.0,
+    )
+    with torch.no_grad():
+        log_probs = model(out.sequences).logits[:, 5:-1].log_softmax(-1)
+    chosen = log_probs.gather(-1, out.sequences[:, 6:, None]).sum()
+    torch.testing.assert_close(out.sequences_scores[0], chosen, rtol=1e-4, atol=1e-4)
+
+
+def test_assisted_generation_is_refused():
+    model = make_model()
+    with pytest.raises(ValueError, match="stateful"):
+        model.generate(random_ids(1, 6), assistant_model=model, max_new_tokens=3)
+
+
 def test_generate_feeds_one_token_per_step():
     model = make_model()
     lengths = []

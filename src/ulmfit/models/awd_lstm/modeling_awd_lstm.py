@@ -390,6 +390,24 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
         # generate() would otherwise build a key/value `DynamicCache`; our cache is the `state` output.
         return False
 
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, *args, **kwargs):
+        # generate() feeds one new token per step after the prompt, so the recurrent state must come along. From
+        # transformers 5.25 on it only carries an output named `cache`; carry our `state` ourselves, for any version.
+        model_kwargs = super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
+        if outputs.get("state") is not None:
+            model_kwargs["state"] = outputs["state"]
+        return model_kwargs
+
+    def _validate_generation_mode(self, generation_mode, *args, **kwargs):
+        # Assisted decoding verifies draft tokens and rolls back the rejected ones: a recurrent state cannot be rolled
+        # back (transformers 5.25 no longer reads `_is_stateful`, so refuse here, clearly, for any version).
+        if generation_mode == "assisted_generation":
+            raise ValueError(
+                f"Assisted generation (assistant_model, prompt_lookup_num_tokens, ...) is not supported with stateful "
+                f"models such as {self.__class__.__name__}: a recurrent state cannot be rolled back to a shorter text."
+            )
+        return super()._validate_generation_mode(generation_mode, *args, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
         """fastai's initialisation: uniform(+-initializer_range) embedding and decoder, PyTorch's LSTM default."""
