@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from resume_helpers import assert_same_run, resume
 from transformers import AutoModelForSequenceClassification, pipeline
 
@@ -56,6 +57,15 @@ def test_gradual_unfreezing_trains_and_saves_a_pipeline_ready_classifier(script,
     assert config["id2label"] == {"0": "neg", "1": "pos"} and config["output_dropout"] == pytest.approx(0.2)
     assert "pipeline_tag: text-classification" in (out / "README.md").read_text()
     assert pipeline("text-classification", model=str(out))("I loved it.")[0]["label"] in {"neg", "pos"}
+
+
+def test_bf16_mixed_precision_trains_and_evaluates_on_the_cpu(script, saved_lm, reviews, tmp_path):
+    out = tmp_path / "classifier"
+    script([*common_args(saved_lm, reviews), "--mixed_precision", "bf16", "--output_dir", out])
+    log = json.loads((out / "training_log.json").read_text())
+    assert len(log) == 3 and all(0 <= row["accuracy"] <= 1 for row in log)  # evaluated after every epoch
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.dtype == torch.float32  # autocast trains float32 weights, and they are saved as such
 
 
 def test_validation_labels_never_seen_in_training_fail_clearly(script, saved_lm, corpus, tmp_path):

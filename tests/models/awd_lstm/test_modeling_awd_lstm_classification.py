@@ -132,6 +132,18 @@ def test_inference_of_an_all_padding_row_and_in_bf16():
     torch.testing.assert_close(low.float(), logits, rtol=0, atol=5e-2)
 
 
+def test_inference_under_bf16_autocast_as_mixed_precision_runs_it():
+    # `--mixed_precision bf16` keeps float32 weights and autocasts: the LSTM outputs are bf16, the pooling float32
+    model = make_classifier(bpt3c_chunk_size=4, bpt3c_max_length=8)
+    ids, mask = batch_of([random_ids(1, n, seed=n)[0] for n in (11, 3, 7)], 11, "right")
+    with torch.no_grad():
+        exact = model(ids, attention_mask=mask).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(ids, attention_mask=mask).logits
+    assert model.awd_lstm.embed_tokens.weight.dtype == torch.float32
+    torch.testing.assert_close(low.float(), exact, rtol=0, atol=5e-2)
+
+
 def test_losses_for_every_problem_type_and_bad_labels():
     ids = random_ids(4, 6)
     single = make_classifier(num_labels=3)

@@ -793,7 +793,8 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         # 3. The LSTM stack segment by segment (dropouts are off in eval mode); pooling accumulated in float32
         batch_size, size = input_ids.size(0), self.config.embedding_size
         weight = self.awd_lstm.embed_tokens.weight
-        last, total = weight.new_zeros(batch_size, size), weight.new_zeros(batch_size, size, dtype=torch.float32)
+        last = weight.new_zeros(batch_size, size, dtype=torch.float32)  # float32 under autocast too (bf16 outputs)
+        total = weight.new_zeros(batch_size, size, dtype=torch.float32)
         maximum = weight.new_full((batch_size, size), float("-inf"), dtype=torch.float32)
         states = [(h[None], c[None]) for h, c in self.awd_lstm.initial_state(batch_size)]  # (1, batch, size) each
         for start, end, rows in segments:
@@ -808,10 +809,10 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
             maximum[:rows] = torch.maximum(maximum[:rows], segment_max)
             total[:rows] += (output * pooled.unsqueeze(-1)).sum(1)
             ending = ((lengths[:rows] - 1 >= start) & (lengths[:rows] - 1 < end)).nonzero()[:, 0]
-            last[ending] = hidden_states[ending, lengths[ending] - 1 - start]
+            last[ending] = output[ending, lengths[ending] - 1 - start]
         maximum = torch.where(torch.isinf(maximum), torch.zeros_like(maximum), maximum)  # a document with no token
         mean = total / (lengths - window_starts).clamp(min=1)[:, None]
-        pooled = torch.cat([last.float(), maximum, mean], dim=-1).to(weight.dtype)
+        pooled = torch.cat([last, maximum, mean], dim=-1).to(weight.dtype)
         return pooled[torch.argsort(order)]  # (batch, 3 * embedding_size), in input order
 
     def forward(
