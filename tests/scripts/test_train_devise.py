@@ -147,6 +147,14 @@ def test_precomputed_run_saves_a_model_that_the_zero_shot_and_search_pipelines_l
     assert search(image, top_k=1, target="words")[0]["word"] in {"the", *WORDS, "birdhouse"}
 
 
+def test_bf16_mixed_precision_trains_and_scores_on_the_cpu(script, data, tmp_path):
+    out = tmp_path / "devise"
+    script([*common_args(data, "--unseen_classes", UNSEEN, "--mixed_precision", "bf16"), "--output_dir", out])
+    results = json.loads((out / "all_results.json").read_text())
+    assert 0 <= results["eval_seen_top1"] <= 1 and results["train_steps"] > 0
+    assert DeviseModel.from_pretrained(out).dtype == torch.float32  # autocast keeps float32 weights
+
+
 def test_unseen_classes_are_never_read_for_training_when_fine_tuning_the_whole_network(
     load_script, data, tmp_path, monkeypatch
 ):

@@ -98,6 +98,14 @@ def test_smoke_run_saves_a_loadable_model_with_results_and_card(script, corpus, 
     assert [row["step"] for row in log if "train_loss" in row] == [2, 4, 6]
 
 
+def test_bf16_mixed_precision_trains_and_scores_on_the_cpu(script, corpus, tmp_path):
+    out = tmp_path / "out"
+    script(["--train_file", corpus, "--output_dir", out, "--max_train_steps", 2, "--mixed_precision", "bf16", *TINY])
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["perplexity"] > 1 and 0 <= results["eval_accuracy"] <= 1
+    assert AutoModelForCausalLM.from_pretrained(out).dtype == torch.float32  # autocast keeps float32 weights
+
+
 def test_backwards_run_saves_a_reversing_tokenizer_and_a_backward_card(script, corpus, tmp_path):
     out = tmp_path / "out"
     script(["--train_file", corpus, "--output_dir", out, "--max_train_steps", 2, "--backwards", *TINY])

@@ -97,6 +97,14 @@ def test_end_to_end_run_saves_a_pipeline_ready_translator_with_card_log_and_scor
     assert [sorted(r) for r in result] == [["translation_text"], ["translation_text"]]
 
 
+def test_bf16_mixed_precision_trains_and_scores_on_the_cpu(script, data, tmp_path):
+    out = tmp_path / "translator"
+    script([*TINY, *files(data, "train", "validation"), "--output_dir", out, "--mixed_precision", "bf16"])
+    results = json.loads((out / "all_results.json").read_text())
+    assert 0 <= results["eval_bleu"] <= 100 and results["train_steps"] > 0
+    assert AutoModelForSeq2SeqLM.from_pretrained(out).dtype == torch.float32  # autocast keeps float32 weights
+
+
 def test_teacher_forcing_decays_linearly_over_the_run_by_default(script, data, tmp_path):
     out = tmp_path / "translator"
     script([*TINY, *files(data, "train", "validation"), "--output_dir", out, "--num_train_epochs", 2])
