@@ -143,7 +143,7 @@ def main():
     parser.add_argument("--fastai_child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not 0 <= args.holdout < args.num_train:
-        parser.error(f"--holdout {args.holdout} must leave training reviews of the {args.num_train} (--num_train)")
+        parser.error(f"--holdout must be at least 0 and below --num_train ({args.num_train}), got {args.holdout}")
     if args.language_model is None:
         from ulmfit.samples import pretrained_language_model_path
 
@@ -157,10 +157,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         prepare(args, folder)
-        if args.holdout:
-            print(f"{args.num_train - args.holdout} IMDb train reviews, {args.holdout} of them held out", flush=True)
-        else:
-            print(f"{args.num_train} IMDb train reviews, {args.num_test} test reviews", flush=True)
+        print(f"{args.num_train - args.holdout} IMDb train reviews, scored on {scored_reviews(args)}", flush=True)
         print(f"from {args.language_model}; seeds {seeds}", flush=True)
         for seed in seeds:
             args.seed = seed
