@@ -7,7 +7,8 @@ state. Optimisation: AdamW with betas (0.8, 0.99), one-cycle (fastai `fit_one_cy
 triangular learning rates, gradient clipping and accumulation, mixed precision. Fine-tuning a pretrained model follows
 ULMFiT: `--frozen_epochs` with only the embedding/decoder training, then everything with discriminative learning rates
 (÷2.6 per layer group); with `--train_tokenizer` the target corpus gets its own vocabulary and new words start from
-the mean embedding (fastai's `match_embeds`).
+the mean embedding (fastai's `match_embeds`); `--drop_mult` sets fastai's dropouts times a factor, as
+`language_model_learner(..., drop_mult=...)` does.
 
     # CPU smoke run on a text file
     python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny \\
@@ -16,7 +17,8 @@ the mean embedding (fastai's `match_embeds`).
     python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny --find_lr
     # fine-tune a pretrained model on IMDb with the ULMFiT recipe, on one GPU, bf16
     accelerate launch --mixed_precision bf16 scripts/train_language_model.py --model_name_or_path runs/wt103 \\
-        --train_file imdb.parquet --train_tokenizer --frozen_epochs 1 --num_train_epochs 10 --output_dir runs/imdb-lm
+        --train_file imdb.parquet --train_tokenizer --drop_mult 0.3 --frozen_epochs 1 --num_train_epochs 10 \\
+        --output_dir runs/imdb-lm
     # two processes on a CPU-only machine (gloo): ACCELERATE_USE_CPU=1 is what makes them one distributed run
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 scripts/train_language_model.py ...
 """
@@ -53,6 +55,17 @@ from ulmfit.training.language_modeling import (
     plot_training_curve,
 )
 from ulmfit.training.recipe import apply_config_overrides, language_model_stages, make_scheduler, start_stage
+
+
+# fastai's `awd_lstm_lm_config` dropouts (AwdLstmConfig's defaults); `language_model_learner` multiplies them by
+# drop_mult (fastbook fine-tunes on IMDb with 0.3)
+LANGUAGE_MODEL_DROPOUTS = {
+    "output_dropout": 0.1,
+    "hidden_dropout": 0.15,
+    "input_dropout": 0.25,
+    "embedding_dropout": 0.02,
+    "weight_dropout": 0.2,
+}
 
 
 @dataclass
@@ -94,6 +107,10 @@ class LanguageModelTrainingArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "Pretrained LM to fine-tune."})
     config_overrides: str | None = field(
         default=None, metadata={"help": 'From scratch: e.g. "hidden_size=64,num_hidden_layers=2".'}
+    )
+    drop_mult: float | None = field(
+        default=None,
+        metadata={"help": "fastai's LM dropouts times this (fastbook's IMDb fine-tuning: 0.3); default: the model's."},
     )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow remote code when loading from the Hub."})
     # --- optimisation -----------------------------------------------------------------------------------------------
@@ -149,6 +166,12 @@ def main():
     set_seed(args.seed)
     if args.streaming and args.max_train_steps is None:
         raise ValueError("--streaming needs --max_train_steps: a stream has no known length to make epochs of.")
+    largest = max(LANGUAGE_MODEL_DROPOUTS.values())
+    if args.drop_mult is not None and not 0 <= args.drop_mult * largest < 1:
+        raise ValueError(
+            f"--drop_mult must be at least 0 and below {1 / largest:g} (it scales fastai's LM dropouts, the largest "
+            f"{largest}, and a dropout must stay below 1), got {args.drop_mult}."
+        )
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.print(f"{accelerator.num_processes} process(es), {accelerator.distributed_type}, {accelerator.device}")
@@ -205,8 +228,11 @@ def main():
     )
 
     # 2. Model: a pretrained one (its vocabulary matched to ours if we built a new one) or a new one
+    dropouts = {} if args.drop_mult is None else {k: p * args.drop_mult for k, p in LANGUAGE_MODEL_DROPOUTS.items()}
     if fine_tuning:
-        model = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            args.model_name_or_path, trust_remote_code=args.trust_remote_code, **dropouts
+        )
         if train_tokenizer:
             old_vocab = AutoTokenizer.from_pretrained(
                 args.model_name_or_path, trust_remote_code=args.trust_remote_code
@@ -214,7 +240,7 @@ def main():
             counts = match_embeddings(model, old_vocab, tokenizer.get_vocab())
             accelerator.print(f"vocabulary matched: {counts['kept']} words kept their embedding, {counts['new']} new")
     else:
-        config = AwdLstmConfig(vocab_size=len(tokenizer))
+        config = AwdLstmConfig(vocab_size=len(tokenizer), **dropouts)
         model = AwdLstmForCausalLM(apply_config_overrides(config, args.config_overrides or ""))
     if len(tokenizer) != model.config.vocab_size:
         raise ValueError(f"The tokenizer has {len(tokenizer)} tokens but the model {model.config.vocab_size}.")

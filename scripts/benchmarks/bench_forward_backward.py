@@ -8,6 +8,9 @@ through the package's `accuracy` and `f1` `evaluate` modules, on
 - IMDb test reviews (`--imdb_dir`/test.parquet, `--num_docs` drawn with `random_state=0`, as the other benchmarks), and
 - optionally a labelled file of your own (`--eval_file`, e.g. the demo's `data/heldout.parquet`).
 
+On each set it also compares the average with the forward classifier review by review: how many reviews only one of
+the two gets right, and the exact McNemar p-value of that split (is the gain more than chance?).
+
 The two folders are what `scripts/demo.py` (or `scripts/train_classifier.py`) writes, one run from the shipped
 forward AWD-LSTM and one from a backward AWD-LSTM (`scripts/train_language_model.py --backwards`):
 
@@ -17,6 +20,7 @@ forward AWD-LSTM and one from a backward AWD-LSTM (`scripts/train_language_model
 """
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -37,6 +41,21 @@ def score(name: str, predictions: list[str], references: list[str], label2id: di
     return {"accuracy": accuracy, "f1": f1}
 
 
+def paired_comparison(name: str, other: list[str], base: list[str], references: list[str]) -> dict:
+    """
+    How often `other` is right where `base` is wrong and the reverse, on the same reviews, and the exact two-sided
+    McNemar p-value (a binomial test on the reviews where only one of the two is right): a gain is only worth quoting
+    when it is unlikely under "both are equally good".
+    """
+    only_other = sum(o == r != b for o, b, r in zip(other, base, references))
+    only_base = sum(b == r != o for o, b, r in zip(other, base, references))
+    disagreements, fewer = only_other + only_base, min(only_other, only_base)
+    tail = sum(math.comb(disagreements, k) for k in range(fewer + 1)) / 2**disagreements if disagreements else 1.0
+    p_value = min(1.0, 2 * tail)
+    print(f"  {name}: right only there {only_other}, only in forward {only_base}, McNemar p = {p_value:.3g}")
+    return {"only_other": only_other, "only_forward": only_base, "p_value": p_value}
+
+
 def evaluate_set(title: str, texts: list[str], references: list[str], ensemble, batch_size: int) -> dict:
     print(f"{title}: {len(texts)} reviews", flush=True)
     label2id = ensemble.forward.model.config.label2id
@@ -48,11 +67,14 @@ def evaluate_set(title: str, texts: list[str], references: list[str], ensemble, 
     backward = ensemble.backward(texts, batch_size=batch_size, top_k=None)
     averaged = ensemble.average(forward, backward, top_k=1)
     seconds = time.perf_counter() - start
-    results = {
-        "forward": score("forward", [r[0]["label"] for r in forward], references, label2id),
-        "backward": score("backward", [r[0]["label"] for r in backward], references, label2id),
-        "forward+backward": score("forward+backward", [r[0]["label"] for r in averaged], references, label2id),
+    predicted = {
+        name: [r[0]["label"] for r in results]
+        for name, results in (("forward", forward), ("backward", backward), ("forward+backward", averaged))
     }
+    results = {name: score(name, labels, references, label2id) for name, labels in predicted.items()}
+    results["forward+backward vs forward"] = paired_comparison(
+        "forward+backward vs forward", predicted["forward+backward"], predicted["forward"], references
+    )
     print(f"  ({seconds:.1f} s for both classifiers)", flush=True)
     return results
 

@@ -168,6 +168,29 @@ def test_fine_tuning_with_a_new_vocabulary_matches_embeddings(script, corpus, tm
     assert "base_model: " in (out / "README.md").read_text()
 
 
+def test_drop_mult_scales_fastais_dropouts_when_fine_tuning(script, corpus, tmp_path):
+    base = tmp_path / "base"
+    script(["--train_file", corpus, "--output_dir", base, "--max_train_steps", 1, *TINY])
+    out = tmp_path / "tuned"
+    sizes = ["--per_device_train_batch_size", 4, "--per_device_eval_batch_size", 4, "--bptt", 12]
+    script(["--model_name_or_path", base, "--train_file", corpus, "--output_dir", out, "--drop_mult", 0.3, *sizes])
+    tuned = AutoModelForCausalLM.from_pretrained(out).config
+    untouched = AutoModelForCausalLM.from_pretrained(base).config
+    # fastbook's language_model_learner(..., drop_mult=0.3): fastai's awd_lstm_lm_config dropouts times 0.3
+    expected = {"input_dropout": 0.075, "weight_dropout": 0.06, "hidden_dropout": 0.045, "output_dropout": 0.03}
+    assert {name: getattr(tuned, name) for name in expected} == pytest.approx(expected)
+    assert tuned.embedding_dropout == pytest.approx(0.006) and untouched.input_dropout == 0.25
+    assert "| drop_mult | 0.3 |" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("drop_mult", [-0.1, 4])
+def test_a_drop_mult_that_makes_no_dropout_probability_fails_before_writing(script, corpus, tmp_path, drop_mult):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"--drop_mult must be at least 0 and below 4 .* got"):
+        script(["--train_file", corpus, "--output_dir", out, "--drop_mult", drop_mult, *TINY])
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "setup, message",
     [
