@@ -2,7 +2,7 @@
 # The full IMDb ULMFiT recipe, forward and backward (Howard & Ruder 2018; fastbook chapter 10), for a GPU machine.
 #
 #   bash scripts/imdb_full_recipe.sh                  # data, WikiText-103 weights, 2 LMs, 2 classifiers, the ensemble
-#   WT103=none bash scripts/imdb_full_recipe.sh       # no WikiText-103: the LMs start from scratch on IMDb's texts
+#   WT103=none bash scripts/imdb_full_recipe.sh       # no WikiText-103: the LMs learn from scratch on IMDb's texts
 #   SMOKE=1 IMDB_DIR=... bash scripts/imdb_full_recipe.sh   # a few hundred documents and steps: checks the commands
 #
 # Each step leaves a folder under $OUT and is skipped once complete, so running the script again goes on where it
@@ -24,7 +24,8 @@
 # 5. Forward, backward and their average on the 25,000 test reviews (scripts/benchmarks/bench_forward_backward.py).
 #
 # Anchors: the 2018 notebook 94.79 % (forward), fastbook 94.3 % / 95.1 % (forward / forward + backward), the paper's
-# 95.4 %. Without WikiText-103 (WT103=none) expect less: the LM then knows only IMDb.
+# 95.4 %. Without WikiText-103 (WT103=none) the LMs train from scratch on the 100,000 texts (every layer from the
+# start, one-cycle to 1e-2, fastai's dropouts, LM_EPOCHS epochs): expect less, since they then know only IMDb.
 #
 # Settings (environment): OUT (runs/imdb-full), IMDB_DIR (the Hub when unset), WT103 (download | none | folder),
 # DIRECTIONS ("fwd bwd"), LM_EPOCHS (10), LAUNCH ("accelerate launch --mixed_precision bf16"; add --num_processes N
@@ -96,7 +97,8 @@ for direction in $DIRECTIONS; do
     [[ $direction == bwd ]] && backwards=(--backwards)
 
     # 2. the pretrained WikiText-103 LM -------------------------------------------------------------------------------
-    pretrained=()
+    # (WT103=none: from scratch, every layer from the start, at the shipped small model's pretraining rate)
+    lm_recipe=(--frozen_epochs 0 --learning_rate 1e-2)
     if [[ "$WT103" != none ]]; then
         converted=$OUT/wt103-$direction
         if [[ ! -f $converted/model.safetensors ]]; then
@@ -116,16 +118,16 @@ for direction in $DIRECTIONS; do
             run "$PYTHON" scripts/convert_fastai_checkpoint.py --checkpoint "$weights" --vocab "$vocab" \
                 "${backwards[@]}" --output_dir "$converted"
         fi
-        pretrained=(--model_name_or_path "$converted" --train_tokenizer --drop_mult 0.3)
+        lm_recipe=(--model_name_or_path "$converted" --train_tokenizer --drop_mult 0.3 --frozen_epochs 1
+            --frozen_learning_rate 2e-2 --learning_rate 2e-3)
     fi
 
     # 3. the LM fine-tuned on IMDb's 100,000 texts ---------------------------------------------------------------------
     lm=$OUT/lm-$direction
     if [[ ! -f $lm/all_results.json ]]; then
-        run $LAUNCH scripts/train_language_model.py "${pretrained[@]}" --train_file "$DATA/lm.parquet" \
-            --validation_split_percentage 10 "${LM_SIZES[@]}" --frozen_epochs 1 --frozen_learning_rate 2e-2 \
-            --num_train_epochs "$LM_EPOCHS" --learning_rate 2e-3 "${backwards[@]}" --checkpointing_steps epoch \
-            --resume_from_checkpoint latest --output_dir "$lm"
+        run $LAUNCH scripts/train_language_model.py "${lm_recipe[@]}" --train_file "$DATA/lm.parquet" \
+            --validation_split_percentage 10 "${LM_SIZES[@]}" --num_train_epochs "$LM_EPOCHS" "${backwards[@]}" \
+            --checkpointing_steps epoch --resume_from_checkpoint latest --output_dir "$lm"
     fi
 
     # 4. the classifier on the 25,000 train reviews, scored on the 25,000 test reviews --------------------------------

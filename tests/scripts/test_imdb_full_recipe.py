@@ -42,7 +42,7 @@ def wt103_dir(tmp_path) -> Path:
     return folder
 
 
-def run_recipe(tmp_path, imdb_dir, wt103) -> subprocess.CompletedProcess:
+def run_recipe(tmp_path, imdb_dir, wt103, **settings) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "SMOKE": "1",
@@ -54,6 +54,7 @@ def run_recipe(tmp_path, imdb_dir, wt103) -> subprocess.CompletedProcess:
         "PYTHONPATH": str(REPO / "src"),
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_CACHE": str(tmp_path / "cache"),
+        **settings,
     }
     command = ["bash", str(REPO / "scripts" / "imdb_full_recipe.sh")]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
@@ -80,6 +81,17 @@ def test_the_recipe_converts_tunes_classifies_and_averages_then_skips_what_is_do
     assert again.returncode == 0, again.stderr[-3000:]
     rerun = [line for line in again.stderr.splitlines() if line.startswith("+ ")]
     assert len(rerun) == 1 and "bench_forward_backward.py" in rerun[0]  # every finished step is skipped
+
+
+def test_without_wt103_the_language_model_learns_from_scratch_with_every_layer_training(tmp_path, imdb_dir):
+    run = run_recipe(tmp_path, imdb_dir, "none", DIRECTIONS="fwd")
+    assert run.returncode == 0, run.stderr[-3000:]
+    commands = [line for line in run.stderr.splitlines() if line.startswith("+ ")]
+    assert not any("convert_fastai_checkpoint.py" in c or "bench_forward_backward.py" in c for c in commands)
+    (lm_command,) = [c for c in commands if "train_language_model.py" in c]
+    assert "--model_name_or_path" not in lm_command and "--frozen_epochs 0 --learning_rate 1e-2" in lm_command
+    assert "epoch 0 (all)" in run.stdout and "(frozen)" not in run.stdout  # no frozen stage for a new model
+    assert (tmp_path / "out" / "classifier-fwd" / "model.safetensors").exists()
 
 
 def test_a_wt103_folder_without_fastais_files_is_a_clear_error(tmp_path, imdb_dir):
