@@ -86,8 +86,9 @@ for split in ("train", "test"):
     part = part.map(lambda row: {"label": names[row["label_id"]]}, remove_columns=["label_id"])
     part.to_parquet(str(out / f"{split}.parquet"))
 texts = datasets.concatenate_datasets([imdb[split].select_columns(["text"]) for split in ("train", "test", "unsup")])
-(texts.shuffle(seed=42).select(range(600)) if smoke else texts).to_parquet(str(out / "lm.parquet"))
-print(f"{out}: train/test.parquet, lm.parquet ({len(texts)} texts)")
+texts = texts.shuffle(seed=42).select(range(600)) if smoke else texts
+texts.to_parquet(str(out / "lm.parquet"))
+print(f"{out}: train.parquet, test.parquet, lm.parquet ({len(texts)} texts)")
 EOF
     touch "$DATA/.complete"
 fi
