@@ -57,14 +57,12 @@ from ulmfit.training.language_modeling import (
 from ulmfit.training.recipe import apply_config_overrides, language_model_stages, make_scheduler, start_stage
 
 
-# fastai's `awd_lstm_lm_config` dropouts (AwdLstmConfig's defaults); `language_model_learner` multiplies them by
+# fastai's `awd_lstm_lm_config` dropouts are AwdLstmConfig's defaults; `language_model_learner` multiplies them by
 # drop_mult (fastbook fine-tunes on IMDb with 0.3)
 LANGUAGE_MODEL_DROPOUTS = {
-    "output_dropout": 0.1,
-    "hidden_dropout": 0.15,
-    "input_dropout": 0.25,
-    "embedding_dropout": 0.02,
-    "weight_dropout": 0.2,
+    name: value
+    for name, value in AwdLstmConfig().to_dict().items()
+    if name in ("output_dropout", "hidden_dropout", "input_dropout", "embedding_dropout", "weight_dropout")
 }
 
 

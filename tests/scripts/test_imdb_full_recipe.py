@@ -21,13 +21,12 @@ WT103_FIXTURE = REPO / "tests" / "fixtures" / "fastai" / "wt103_style"
 @pytest.fixture
 def imdb_dir(tmp_path) -> Path:
     """train/test/unsup parquet files laid out as IMDb's (label 0/1, unsup -1)."""
-    sample = load_imdb_sample().select_columns(["text", "label", "split"])
-    labelled = sample.filter(lambda row: row["split"] == "train")
+    labelled, unlabelled = load_imdb_sample("train"), load_imdb_sample("unsup")
     folder = tmp_path / "imdb"
     folder.mkdir()
     labelled.select(range(300)).to_parquet(str(folder / "train.parquet"))
     labelled.select(range(300, 600)).to_parquet(str(folder / "test.parquet"))
-    sample.filter(lambda row: row["split"] == "unsup").select(range(300)).to_parquet(str(folder / "unsup.parquet"))
+    unlabelled.select(range(300)).to_parquet(str(folder / "unsup.parquet"))
     return folder
 
 
