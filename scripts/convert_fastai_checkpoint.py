@@ -2,7 +2,9 @@
 
 The folder holds safetensors weights, the config, the tokenizer (fastai's vocabulary, same ids) and a model card that
 names the source files and their SHA-256; it loads with `from_pretrained`, `pipeline(...)`, or remote code where
-`ulmfit` is not installed. Nothing in the input files is executed (see `ulmfit.convert_fastai`).
+`ulmfit` is not installed. The weights and vocabulary are converted by
+`ulmfit.models.awd_lstm.convert_fastai_checkpoint`, which executes nothing in the input files; this script adds the
+card (the AWD-LSTM family's text for a language model, classifier or bare encoder, and what the conversion recorded).
 
     # a language model saved with learn.save("lm") (with or without the optimizer state) and its vocabulary
     python scripts/convert_fastai_checkpoint.py --checkpoint models/lm.pth --vocab models/vocab.pkl \\
@@ -20,13 +22,20 @@ model or classifier.
 """
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from ulmfit import AwdLstmForSequenceClassification
-from ulmfit.convert_fastai import TASKS, convert_fastai_checkpoint
-from ulmfit.model_card import push_folder_then_card
+from ulmfit.model_card import ModelCardInfo, push_folder_then_card, render_model_card
+from ulmfit.model_card.awd_lstm import awd_lstm_card
+from ulmfit.models.awd_lstm.convert_fastai_checkpoint import (
+    FASTAI_TASKS,
+    TASKS,
+    FastaiConversion,
+    convert_fastai_checkpoint,
+)
 
 
 def parse_overrides(text: str | None) -> dict:
@@ -48,6 +57,7 @@ def parse_overrides(text: str | None) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command-line flags: the fastai files and what they hold, then the output folder and the Hub."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # --- input ------------------------------------------------------------------------------------------------------
     parser.add_argument("--checkpoint", required=True, help="fastai .pth: learn.save, save_encoder, lstm_fwd.pth")
@@ -69,36 +79,106 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def conversion_command(args: argparse.Namespace, task: str, labels: list[str] | None, overrides: dict) -> str:
+    """The command line that makes the same folder, with file and folder names only (no local paths)."""
+    parts = ["python", "scripts/convert_fastai_checkpoint.py", "--checkpoint", Path(args.checkpoint).name]
+    parts += ["--vocab", Path(args.vocab).name, "--output_dir", Path(args.output_dir).name, "--task", task]
+    if labels:
+        parts += ["--labels", ",".join(labels)]
+    if overrides:
+        parts += ["--config_overrides", ",".join(f"{name}={value}" for name, value in overrides.items())]
+    if args.backwards:
+        parts.append("--backwards")
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def conversion_card(conversion: FastaiConversion, model_id: str, command: str, backwards: bool) -> ModelCard:
+    """The card of a converted model: where it came from (files, SHA-256, fastai task) and how to load it."""
+    task, config = conversion.task, conversion.model.config
+    vocab_line = (
+        "a vocabulary given as a list"
+        if conversion.vocab is None
+        else f"`{conversion.vocab.name}` (sha256 `{conversion.vocab_sha256}`)"
+    )
+    dropped = ", the optimizer state dropped" if conversion.optimizer_state_dropped else ""
+    moved = ""
+    if conversion.special_tokens_reordered:
+        moved = " (the nine special tokens moved from fastai v1's order to v2's)"
+    description = (
+        f"An AWD-LSTM {FASTAI_TASKS[task]} trained with fastai and converted to 🤗 transformers by `ulmfit`: "
+        f"weights from `{conversion.checkpoint.name}` (sha256 `{conversion.checkpoint_sha256}`{dropped}), "
+        f"vocabulary from {vocab_line}. Token ids are fastai's{moved}, and in eval mode the model gives fastai's "
+        "outputs on the same ids. Dropouts and BPT3C settings, which a fastai checkpoint does not record, are "
+        "fastai's defaults unless the command below overrides them."
+    )
+    hyperparameters = {
+        "fastai task": FASTAI_TASKS[task],
+        "source checkpoint": conversion.checkpoint.name,
+        "source sha256": conversion.checkpoint_sha256,
+        "vocab_size": config.vocab_size,
+        "embedding_size": config.embedding_size,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_hidden_layers,
+    }
+    if task == "lm":
+        hyperparameters["tie_word_embeddings"] = config.tie_word_embeddings
+    if task == "classifier":
+        hyperparameters.update(
+            classifier_hidden_size=config.classifier_hidden_size,
+            labels=", ".join(config.id2label[index] for index in range(config.num_labels)),
+            bpt3c_chunk_size=config.bpt3c_chunk_size,
+            bpt3c_max_length=config.bpt3c_max_length,
+        )
+    # the family's text (usage snippet, model class, pipeline tag, citations); this conversion's own description
+    info = ModelCardInfo(
+        model_id=model_id,
+        family=awd_lstm_card(task, backwards),
+        description=description,
+        training_command=command,
+        hyperparameters=hyperparameters,
+    )
+    return render_model_card(info)
+
+
 def main(argv=None):
+    """Convert, write the folder and its card, and optionally upload; a bad file or flag raises before writing."""
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
     repo_id = args.hub_model_id or output_dir.name
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
+    overrides = parse_overrides(args.config_overrides)
 
-    # 1. Convert and write the folder (weights, config, tokenizer, card)
-    model, tokenizer = convert_fastai_checkpoint(
+    # 1. Convert and write the folder (weights, config, tokenizer)
+    conversion = convert_fastai_checkpoint(
         args.checkpoint,
         args.vocab,
         output_dir=output_dir,
         task=args.task,
         labels=labels,
-        config_overrides=parse_overrides(args.config_overrides),
+        config_overrides=overrides,
         backwards=args.backwards,
-        model_id=repo_id,
     )
-    config = model.config
+    config = conversion.model.config
     print(
-        f"{type(model).__name__}: embedding {config.embedding_size}, hidden {config.hidden_size}, "
-        f"{config.num_hidden_layers} layers, vocabulary {len(tokenizer)}"
-        + (f", labels {list(config.id2label.values())}" if isinstance(model, AwdLstmForSequenceClassification) else "")
+        f"{type(conversion.model).__name__}: embedding {config.embedding_size}, hidden {config.hidden_size}, "
+        f"{config.num_hidden_layers} layers, vocabulary {len(conversion.tokenizer)}"
+        + (f", labels {list(config.id2label.values())}" if conversion.task == "classifier" else "")
     )
 
-    # 2. Upload: the folder, then the card (push_to_hub of the weights would replace a card uploaded first)
+    # 2. The model card, from what the conversion recorded (the checkpoint is not read again)
+    command = conversion_command(args, conversion.task, labels, overrides)
+    card = conversion_card(conversion, repo_id, command, args.backwards)
+    card.save(output_dir / "README.md")
+
+    # 3. Upload: the folder, then the card (push_to_hub of the weights would replace a card uploaded first)
     if args.push_to_hub:
-        push_folder_then_card(output_dir, ModelCard.load(output_dir / "README.md"), repo_id, args.hub_token, ())
+        push_folder_then_card(output_dir, card, repo_id, args.hub_token, ())
         print(f"pushed to {repo_id}")
     print(output_dir.resolve())
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as error:  # a bad file or flag (FastaiCheckpointError is a ValueError)
+        sys.exit(f"convert_fastai_checkpoint.py: error: {error}")

@@ -11,42 +11,27 @@ the layer groups, with AR/TAR in the loss and gradient clipping.
     accelerate launch --mixed_precision bf16 scripts/train_classifier.py ...   # one GPU, or several
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate import DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
 
-from ulmfit import metrics
-from ulmfit.model_card import (
-    ModelCardInfo,
-    push_folder_then_card,
-    render_model_card,
-    script_command,
-    script_hyperparameters,
-)
-from ulmfit.training import SortedBatchSampler, SortishBatchSampler, discriminative_param_groups
+from ulmfit import AwdLstmConfig, metrics
+from ulmfit.model_card.awd_lstm import awd_lstm_card
+from ulmfit.training import SortedBatchSampler, SortishBatchSampler, discriminative_param_groups, script_steps
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import load_text_datasets
 from ulmfit.training.recipe import Stage, make_scheduler, start_stage
 
 
-# fastai's `awd_lstm_clas_config` dropouts; `text_classifier_learner` multiplies them by drop_mult (0.5)
-CLASSIFIER_DROPOUTS = {
-    "output_dropout": 0.4,
-    "hidden_dropout": 0.3,
-    "input_dropout": 0.4,
-    "embedding_dropout": 0.05,
-    "weight_dropout": 0.5,
-}
-
-
 @dataclass
-class ClassifierTrainingArguments:
+class ClassifierTrainingArguments(script_steps.TrainingScriptArguments):
+    """The classifier's arguments; output, seed, precision, `--cpu`, checkpoints and Hub come from the base."""
+
     # --- data -------------------------------------------------------------------------------------------------------
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset, e.g. `stanfordnlp/imdb`."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
@@ -70,15 +55,8 @@ class ClassifierTrainingArguments:
     discriminative_factor: float = field(default=2.6, metadata={"help": "LR divisor per layer group."})
     weight_decay: float = field(default=0.01, metadata={"help": "Decoupled weight decay (fastai's default)."})
     max_grad_norm: float = field(default=0.25, metadata={"help": "Gradient clipping (2018 notebook: 0.25)."})
-    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
-    seed: int = field(default=42, metadata={"help": "Seed of everything random."})
-    # --- checkpoints, logging and hub --------------------------------------------------------------------------------
+    # --- output -----------------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/ulmfit-classifier", metadata={"help": "Where the model and logs go."})
-    checkpointing_steps: str | None = field(default=None, metadata={"help": "N (every N steps) or `epoch`."})
-    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or `latest`."})
-    push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder, model card last."})
-    hub_model_id: str | None = field(default=None, metadata={"help": "Repo id (default: output folder name)."})
-    hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
 
 
 def plan(args) -> list[Stage]:
@@ -124,18 +102,13 @@ def main():
     (args,) = HfArgumentParser(ClassifierTrainingArguments).parse_args_into_dataclasses()
     if args.model_name_or_path is None:
         raise ValueError("--model_name_or_path is required: a fine-tuned language model folder or a classifier.")
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),
-        mixed_precision=args.mixed_precision,
+    accelerator = script_steps.make_accelerator(
+        args,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # frozen groups get no gradient
     )
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
     stages = plan(args)
-    if args.checkpointing_steps not in (None, "epoch") and not args.checkpointing_steps.isdigit():
-        raise ValueError(
-            f"--checkpointing_steps must be a number of steps or `epoch`, not {args.checkpointing_steps!r}."
-        )
 
     # 1. Data: texts and labels; a validation label never seen in training is an error, not a silent mistake
     with accelerator.main_process_first():
@@ -171,7 +144,8 @@ def main():
     config = AutoConfig.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
     overrides = {"num_labels": len(names), "id2label": dict(enumerate(names)), "label2id": label2id}
     if "AwdLstmForSequenceClassification" not in (config.architectures or []):
-        overrides.update({name: p * args.drop_mult for name, p in CLASSIFIER_DROPOUTS.items()})
+        # fastai's `awd_lstm_clas_config` dropouts times drop_mult, as `text_classifier_learner` does (0.5)
+        overrides.update(AwdLstmConfig.fastai_dropouts("classifier", args.drop_mult))
     model = AutoModelForSequenceClassification.from_pretrained(
         args.model_name_or_path, trust_remote_code=args.trust_remote_code, **overrides
     )
@@ -203,16 +177,13 @@ def main():
 
     # 4. Resume, if asked: the stage, epoch and batch the run stopped at, with its scheduler and RNG states
     average = "binary" if len(names) == 2 else "macro"
-    position, log, scheduler = {"stage": 0, "epoch": 0, "batch": 0, "completed_steps": 0}, [], None
 
     def rebuild(saved):
         start_stage(unwrapped, optimizer, stages[saved["stage"]])
         return make_scheduler("one_cycle", optimizer, stage_steps(stages[saved["stage"]]))
 
-    resumed = resume_from(accelerator, args.resume_from_checkpoint, output_dir, rebuild)
-    if resumed is not None:
-        position, scheduler, _ = resumed
-        log = position.pop("log", [])
+    start = {"stage": 0, "epoch": 0, "batch": 0, "completed_steps": 0}
+    position, log, scheduler, _ = resume_from(accelerator, args.resume_from_checkpoint, output_dir, rebuild, start)
 
     # 5. Gradual unfreezing: one one-cycle per stage
     step = position["completed_steps"]
@@ -235,27 +206,17 @@ def main():
                 desc=f"{stage.name} epoch {epoch_index}",
                 disable=not accelerator.is_main_process,
             )
-            batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-            batches.set_epoch(epoch_index)  # the loader's own epoch count (it would otherwise count its own)
-            # and the sampler's, told directly: `set_epoch` does not reach it through accelerate's batch skipper (a
-            # resumed epoch) or its per-process `BatchSamplerShard` (every process would replay epoch 0's order)
-            train_sampler.set_epoch(epoch_index)
+            batches = script_steps.epoch_batches(accelerator, train_loader, train_sampler, epoch_index, skip)
             for batch_index, batch in enumerate(batches, start=skip):
                 loss = model(**batch).loss
-                if not torch.isfinite(loss):
-                    raise RuntimeError(f"The loss became {loss.item()} at step {step}; nothing was saved.")
-                accelerator.backward(loss)
-                if args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+                script_steps.backward_and_step(
+                    accelerator, model, optimizer, scheduler, loss, args.max_grad_norm, step
+                )
                 step += 1
                 last_loss = loss.item()
                 progress.update(1)
                 progress.set_postfix(loss=f"{last_loss:.3f}", lr=f"{optimizer.param_groups[-1]['lr']:.2e}")
-                every = int(args.checkpointing_steps) if (args.checkpointing_steps or "").isdigit() else 0
-                if every and step % every == 0:
+                if script_steps.checkpoint_due(args.checkpointing_steps, step):
                     here = {"stage": stage_index, "epoch": epoch, "batch": batch_index + 1, "train_loss": last_loss}
                     here.update(completed_steps=step, log=log)
                     save_checkpoint(accelerator, output_dir, f"step_{step}", here, scheduler, None)
@@ -268,40 +229,29 @@ def main():
                 f"epoch {epoch_index} ({stage.name}): accuracy {row['accuracy']:.4f}, f1 {row['f1']:.4f}"
             )
             epoch_index += 1
-            if args.checkpointing_steps == "epoch":
+            if script_steps.checkpoint_due(args.checkpointing_steps, step, end_of_epoch=True):
                 here = {"stage": stage_index, "epoch": epoch + 1, "batch": 0, "completed_steps": step, "log": log}
                 save_checkpoint(accelerator, output_dir, f"epoch_{epoch_index - 1}", here, scheduler, None)
 
     # 6. Save: model, tokenizer (with remote code), results, log, card; then push
-    accelerator.wait_for_everyone()
-    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    script_steps.save_model(accelerator, model, tokenizer, output_dir)
     if not accelerator.is_main_process:
         return
-    tokenizer.save_pretrained(output_dir)
     results = {"eval_accuracy": log[-1]["accuracy"], "eval_f1": log[-1]["f1"], "train_steps": step}
-    (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
-    (output_dir / "training_log.json").write_text(json.dumps(log, indent=2))
-    repo_id = args.hub_model_id or output_dir.name
-    card = render_model_card(
-        ModelCardInfo(
-            model_id=repo_id,
-            family="awd_lstm_classifier_backward" if getattr(tokenizer, "backwards", False) else "awd_lstm_classifier",
-            model_class="AwdLstmForSequenceClassification",
-            pipeline_tag="text-classification",
-            task_type="text-classification",
-            base_model=args.model_name_or_path,
-            datasets=[args.dataset_name] if args.dataset_name else [],
-            dataset_name=args.dataset_name or Path(args.train_file).name,
-            metrics={"accuracy": results["eval_accuracy"], "f1": results["eval_f1"]},
-            training_command=script_command(),
-            hyperparameters=script_hyperparameters(args),
-            training_log=log,
-        )
+    card = script_steps.save_results_and_card(
+        accelerator,
+        args,
+        results,
+        log,
+        awd_lstm_card("classifier", backwards=getattr(tokenizer, "backwards", False)),
+        base_model=args.model_name_or_path,
+        datasets=[args.dataset_name] if args.dataset_name else [],
+        dataset_name=args.dataset_name or Path(args.train_file).name,
+        metrics={"accuracy": results["eval_accuracy"], "f1": results["eval_f1"]},
     )
-    card.save(output_dir / "README.md")
-    if args.push_to_hub:
-        push_folder_then_card(output_dir, card, repo_id, token=args.hub_token)
     accelerator.print(f"accuracy {results['eval_accuracy']:.4f}, f1 {results['eval_f1']:.4f}")
+    if args.push_to_hub:
+        script_steps.push_to_hub(accelerator, args, card)
     accelerator.print(str(output_dir.resolve()))
 
 

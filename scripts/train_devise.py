@@ -47,7 +47,6 @@ from pathlib import Path
 
 import datasets
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, StackDataset
@@ -55,15 +54,9 @@ from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, HfArgumentParser
 
 from ulmfit import DeviseConfig, DeviseImageProcessor, DeviseIndex, DeviseModel, DeviseProcessor
-from ulmfit.model_card import (
-    ModelCardInfo,
-    push_folder_then_card,
-    render_model_card,
-    script_command,
-    script_hyperparameters,
-)
+from ulmfit.model_card.devise import DEVISE_CARD
 from ulmfit.models.devise.image_processing_devise import open_image
-from ulmfit.training import SortedBatchSampler, SortishBatchSampler
+from ulmfit.training import SortedBatchSampler, SortishBatchSampler, script_steps
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.devise import LabelVocabulary, build_label_vocabulary, evaluate_embeddings
 from ulmfit.training.recipe import make_scheduler
@@ -73,7 +66,9 @@ _BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "j
 
 
 @dataclass
-class DeviseTrainingArguments:
+class DeviseTrainingArguments(script_steps.TrainingScriptArguments):
+    """DeViSE's arguments; output, seed, precision, `--cpu`, checkpoints and Hub come from the base."""
+
     # --- data -------------------------------------------------------------------------------------------------------
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub image dataset, e.g. `cifar100`."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
@@ -114,16 +109,9 @@ class DeviseTrainingArguments:
     weight_decay: float = field(default=0.01, metadata={"help": "Decoupled weight decay (fastai's default)."})
     pct_start: float = field(default=0.25, metadata={"help": "Warm-up share of the one cycle (fastai 0.25)."})
     max_grad_norm: float = field(default=0.0, metadata={"help": "Gradient clipping; 0 turns it off."})
-    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Processes decoding images."})
-    seed: int = field(default=42, metadata={"help": "Seed of everything random."})
-    # --- checkpoints, logging and hub --------------------------------------------------------------------------------
+    # --- output -----------------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/devise", metadata={"help": "Where the model and logs go."})
-    checkpointing_steps: str | None = field(default=None, metadata={"help": "N (every N steps) or `epoch`."})
-    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or `latest`."})
-    push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder, model card last."})
-    hub_model_id: str | None = field(default=None, metadata={"help": "Repo id (default: output folder name)."})
-    hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -434,11 +422,7 @@ def main():
         )
     if args.loss not in ("cosine", "hinge", "hinge_rank"):
         raise ValueError(f"--loss must be cosine or hinge, not {args.loss!r}.")
-    if args.checkpointing_steps not in (None, "epoch") and not args.checkpointing_steps.isdigit():
-        raise ValueError(
-            f"--checkpointing_steps must be a number of steps or `epoch`, not {args.checkpointing_steps!r}."
-        )
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=args.mixed_precision)
+    accelerator = script_steps.make_accelerator(args)
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
 
@@ -513,42 +497,28 @@ def main():
         return make_scheduler("one_cycle", optimizer, total_steps, pct_start=args.pct_start, moms=(0.95, 0.85, 0.95))
 
     # 5. Resume, if asked: the epoch and batch the run stopped at, with its scheduler and RNG states
-    position, log, scheduler = {"epoch": 0, "batch": 0, "completed_steps": 0}, [], None
-    resumed = resume_from(accelerator, args.resume_from_checkpoint, output_dir, schedule)
-    if resumed is not None:
-        position, scheduler, _ = resumed
-        log = position.pop("log", [])
+    start = {"epoch": 0, "batch": 0, "completed_steps": 0}
+    position, log, scheduler, _ = resume_from(accelerator, args.resume_from_checkpoint, output_dir, schedule, start)
     scheduler = scheduler or schedule()
 
     # 6. Train; evaluate every epoch
-    every = int(args.checkpointing_steps) if (args.checkpointing_steps or "").isdigit() else 0
     step, evaluated = position["completed_steps"], None
     for epoch in range(position["epoch"], args.num_train_epochs):
         skip = position["batch"] if epoch == position["epoch"] else 0
         loss_sum, loss_count = (position["loss_sum"], position["loss_count"]) if skip else (0.0, 0)
         model.train()
-        batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        batches.set_epoch(epoch)
-        # told directly too: accelerate's batch skipper and per-process `BatchSamplerShard` do not pass it on
-        train_sampler.set_epoch(epoch)
+        batches = script_steps.epoch_batches(accelerator, train_loader, train_sampler, epoch, skip)
         progress = tqdm(
             total=len(train_loader), initial=skip, desc=f"epoch {epoch}", disable=not accelerator.is_main_process
         )
         for batch_index, batch in enumerate(batches, start=skip):
             batch.pop("rows")
             loss = model(**batch).loss
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"The loss became {loss.item()} at step {step}; nothing was saved.")
-            accelerator.backward(loss)
-            if args.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            script_steps.backward_and_step(accelerator, model, optimizer, scheduler, loss, args.max_grad_norm, step)
             step, loss_sum, loss_count = step + 1, loss_sum + loss.item(), loss_count + 1
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-            if every and step % every == 0:
+            if script_steps.checkpoint_due(args.checkpointing_steps, step):
                 here = {"epoch": epoch, "batch": batch_index + 1, "completed_steps": step, "log": log}
                 here.update(loss_sum=loss_sum, loss_count=loss_count)
                 save_checkpoint(accelerator, output_dir, f"step_{step}", here, scheduler, None)
@@ -561,19 +531,17 @@ def main():
         accelerator.print(
             f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "step"))
         )
-        if args.checkpointing_steps == "epoch":
+        if script_steps.checkpoint_due(args.checkpointing_steps, step, end_of_epoch=True):
             here = {"epoch": epoch + 1, "batch": 0, "completed_steps": step, "log": log}
             save_checkpoint(accelerator, output_dir, f"epoch_{epoch}", here, scheduler, None)
 
     # 7. Save: the model with every class in its label table, the processor, an index of the validation images
-    accelerator.wait_for_everyone()
     if evaluated is None:  # resumed from the very end: no epoch ran here
         evaluated = embed_validation(model, valid_loader, accelerator)
     unwrapped.set_label_embeddings(class_vectors, names)
-    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    script_steps.save_model(accelerator, model, processor, output_dir)
     if not accelerator.is_main_process:
         return
-    processor.save_pretrained(output_dir)
     DeviseIndex.build(evaluated[0], ids=evaluated[2]).save(output_dir / "validation_index.safetensors")
     final = {name: value for name, value in log[-1].items() if name not in ("epoch", "step", "train_loss")}
     results = {f"eval_{name}": value for name, value in final.items()}
@@ -586,39 +554,28 @@ def main():
         classes_without_vectors=data.dropped,
         borrowed_word_vectors=vocabulary.borrowed,
     )
-    (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
-    (output_dir / "training_log.json").write_text(json.dumps(log, indent=2))
 
-    # 8. The model card, then the upload (card last)
-    repo_id = args.hub_model_id or output_dir.name
-    dataset = args.dataset_name or Path(args.train_file or args.train_dir).name
+    # 8. Results, the model card, then the upload (card last)
     described = f"{len(data.train)} images of {len(seen)} classes"
     if unseen:
         described += (
             f"; {len(unseen)} classes held out for zero-shot evaluation: {', '.join(names[c] for c in unseen)}"
         )
-    card = render_model_card(
-        ModelCardInfo(
-            model_id=repo_id,
-            family="devise",
-            model_class="DeviseModel",
-            tags=["ulmfit", "devise", "fastai", "zero-shot-image-classification"],
-            pipeline_tag="zero-shot-image-classification",
-            task_type="zero-shot-image-classification",
-            base_model=args.backbone_checkpoint,
-            datasets=[args.dataset_name] if args.dataset_name else [],
-            datasets_description=described,
-            dataset_name=dataset,
-            metrics=final,
-            training_command=script_command(),
-            hyperparameters=script_hyperparameters(args),
-            training_log=log,
-        )
+    card = script_steps.save_results_and_card(
+        accelerator,
+        args,
+        results,
+        log,
+        DEVISE_CARD,
+        base_model=args.backbone_checkpoint,
+        datasets=[args.dataset_name] if args.dataset_name else [],
+        datasets_description=described,
+        dataset_name=args.dataset_name or Path(args.train_file or args.train_dir).name,
+        metrics=final,
     )
-    card.save(output_dir / "README.md")
-    if args.push_to_hub:
-        push_folder_then_card(output_dir, card, repo_id, token=args.hub_token)
     accelerator.print(", ".join(f"{name} {value:.4f}" for name, value in final.items()))
+    if args.push_to_hub:
+        script_steps.push_to_hub(accelerator, args, card)
     accelerator.print(str(output_dir.resolve()))
 
 

@@ -23,12 +23,11 @@ the mean embedding (fastai's `match_embeds`); `--drop_mult` sets fastai's dropou
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 scripts/train_language_model.py ...
 """
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate import DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from datasets import Dataset
 from datasets.distributed import split_dataset_by_node
@@ -36,38 +35,24 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser
 
 from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmTokenizer
-from ulmfit.model_card import (
-    CHECKPOINT_PATTERNS,
-    ModelCardInfo,
-    push_folder_then_card,
-    render_model_card,
-    script_command,
-    script_hyperparameters,
-)
-from ulmfit.training import discriminative_param_groups, scale_learning_rates, unfreeze
+from ulmfit.model_card import CHECKPOINT_PATTERNS
+from ulmfit.model_card.awd_lstm import awd_lstm_card
+from ulmfit.plotting import plot_lr_find
+from ulmfit.training import discriminative_param_groups, scale_learning_rates, script_steps, unfreeze
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import LanguageModelStream, StreamingLanguageModelStream, load_text_datasets
 from ulmfit.training.language_modeling import (
     evaluate_language_model,
     find_learning_rate,
     match_embeddings,
-    plot_lr_find,
-    plot_training_curve,
 )
 from ulmfit.training.recipe import apply_config_overrides, language_model_stages, make_scheduler, start_stage
 
 
-# fastai's `awd_lstm_lm_config` dropouts are AwdLstmConfig's defaults; `language_model_learner` multiplies them by
-# drop_mult (fastbook fine-tunes on IMDb with 0.3)
-LANGUAGE_MODEL_DROPOUTS = {
-    name: value
-    for name, value in AwdLstmConfig().to_dict().items()
-    if name in ("output_dropout", "hidden_dropout", "input_dropout", "embedding_dropout", "weight_dropout")
-}
-
-
 @dataclass
-class LanguageModelTrainingArguments:
+class LanguageModelTrainingArguments(script_steps.TrainingScriptArguments):
+    """The language model's arguments; output, seed, precision, `--cpu`, checkpoints and Hub come from the base."""
+
     # --- data -------------------------------------------------------------------------------------------------------
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset, e.g. `wikitext`."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "e.g. `wikitext-103-raw-v1`."})
@@ -133,29 +118,20 @@ class LanguageModelTrainingArguments:
     weight_decay: float = field(default=0.01, metadata={"help": "Decoupled weight decay (fastai's default)."})
     max_grad_norm: float = field(default=0.25, metadata={"help": "Gradient clipping (AWD-LSTM: 0.25); 0 disables."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Windows per optimizer step."})
-    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
-    seed: int = field(default=42, metadata={"help": "Seed of everything random."})
     # --- logging and checkpoints ------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/awd-lstm", metadata={"help": "Where the model, logs and plots go."})
     logging_steps: int = field(default=20, metadata={"help": "Log the training loss every N optimizer steps."})
-    checkpointing_steps: str | None = field(default=None, metadata={"help": "N (every N steps) or `epoch`."})
-    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or `latest`."})
     with_tracking: bool = field(default=False, metadata={"help": "Also log to the --report_to trackers."})
     report_to: str = field(default="tensorboard", metadata={"help": "Accelerate trackers, e.g. tensorboard, all."})
     find_lr: bool = field(default=False, metadata={"help": "Run the learning-rate finder, save lr_find.png, exit."})
-    # --- hub --------------------------------------------------------------------------------------------------------
-    push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder, model card last."})
-    hub_model_id: str | None = field(default=None, metadata={"help": "Repo id (default: output folder name)."})
-    hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
 
 
 def main():
     (args,) = HfArgumentParser(LanguageModelTrainingArguments).parse_args_into_dataclasses()
     fine_tuning = args.model_name_or_path is not None
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)  # frozen groups get no gradient
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),
-        mixed_precision=args.mixed_precision,
+    accelerator = script_steps.make_accelerator(
+        args,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         log_with=args.report_to if args.with_tracking else None,
         project_dir=args.output_dir,
@@ -164,12 +140,11 @@ def main():
     set_seed(args.seed)
     if args.streaming and args.max_train_steps is None:
         raise ValueError("--streaming needs --max_train_steps: a stream has no known length to make epochs of.")
-    largest = max(LANGUAGE_MODEL_DROPOUTS.values())
-    if args.drop_mult is not None and not 0 <= args.drop_mult * largest < 1:
-        raise ValueError(
-            f"--drop_mult must be at least 0 and below {1 / largest:g} (it scales fastai's LM dropouts, the largest "
-            f"{largest}, and a dropout must stay below 1), got {args.drop_mult}."
-        )
+    # fastai's `awd_lstm_lm_config` dropouts times drop_mult, as `language_model_learner` does (fastbook: 0.3)
+    try:
+        dropouts = {} if args.drop_mult is None else AwdLstmConfig.fastai_dropouts("language_model", args.drop_mult)
+    except ValueError as error:
+        raise ValueError(str(error).replace("`drop_mult`", "--drop_mult")) from error
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.print(f"{accelerator.num_processes} process(es), {accelerator.distributed_type}, {accelerator.device}")
@@ -226,7 +201,6 @@ def main():
     )
 
     # 2. Model: a pretrained one (its vocabulary matched to ours if we built a new one) or a new one
-    dropouts = {} if args.drop_mult is None else {k: p * args.drop_mult for k, p in LANGUAGE_MODEL_DROPOUTS.items()}
     if fine_tuning:
         model = AutoModelForCausalLM.from_pretrained(
             args.model_name_or_path, trust_remote_code=args.trust_remote_code, **dropouts
@@ -322,18 +296,12 @@ def main():
         )
 
     # 4. Resume, if asked: the stage, epoch and window the run stopped at, with its scheduler and carried state
-    position = {"stage": 0, "epoch": 0, "window": 0, "completed_steps": 0}
-    log, state = [], None
-    scheduler = None
-
     def rebuild(saved):
         start_stage(unwrapped, optimizer, stages[saved["stage"]])
         return schedule(stage_steps[saved["stage"]])
 
-    resumed = resume_from(accelerator, args.resume_from_checkpoint, output_dir, rebuild)
-    if resumed is not None:
-        position, scheduler, state = resumed
-        log = position.pop("log", [])
+    start = {"stage": 0, "epoch": 0, "window": 0, "completed_steps": 0}
+    position, log, scheduler, state = resume_from(accelerator, args.resume_from_checkpoint, output_dir, rebuild, start)
 
     if args.with_tracking:
         accelerator.init_trackers("train_language_model", {k: v for k, v in asdict(args).items() if v is not None})
@@ -365,21 +333,9 @@ def main():
                     scale_learning_rates(optimizer, inputs.size(1) / args.bptt)  # AWD-LSTM §4.1
                     outputs = model(input_ids=inputs, state=state, labels=targets, shift_labels=targets)
                     state = tuple((h.detach(), c.detach()) for h, c in outputs.state)
-                    if not torch.isfinite(outputs.loss):
-                        accelerator.set_trigger()
-                    if accelerator.check_trigger():
-                        raise RuntimeError(
-                            f"The loss became {outputs.loss.item()} at optimizer step {completed_steps} (learning "
-                            f"rate {optimizer.param_groups[-1]['lr']:.2e}); stopping before anything is saved. Try a "
-                            "lower --learning_rate, --max_grad_norm, or --mixed_precision no."
-                        )
-                    accelerator.backward(outputs.loss)
-                    if accelerator.sync_gradients and args.max_grad_norm:
-                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                    if accelerator.sync_gradients:
-                        scheduler.step()
-                    optimizer.zero_grad()
+                    script_steps.backward_and_step(
+                        accelerator, model, optimizer, scheduler, outputs.loss, args.max_grad_norm, completed_steps
+                    )
                 if not accelerator.sync_gradients:
                     continue
                 completed_steps += 1
@@ -393,11 +349,7 @@ def main():
                     log.append(row)
                     if args.with_tracking:
                         accelerator.log({"train_loss": loss, "learning_rate": lr}, step=completed_steps)
-                if (
-                    args.checkpointing_steps
-                    and args.checkpointing_steps.isdigit()
-                    and completed_steps % int(args.checkpointing_steps) == 0
-                ):
+                if script_steps.checkpoint_due(args.checkpointing_steps, completed_steps):
                     here = {
                         "stage": stage_index,
                         "epoch": epoch,
@@ -424,7 +376,7 @@ def main():
                 )
                 if args.with_tracking:
                     accelerator.log({k: v for k, v in row.items() if k != "step"}, step=completed_steps)
-            if args.checkpointing_steps == "epoch":
+            if script_steps.checkpoint_due(args.checkpointing_steps, completed_steps, end_of_epoch=True):
                 here = {
                     "stage": stage_index,
                     "epoch": epoch + 1,
@@ -447,11 +399,9 @@ def main():
         accelerator.print(f"first token of each row, per process: {firsts}")
 
     # 7. Save: model, tokenizer (with remote code), results, log, plot, model card; then push
-    accelerator.wait_for_everyone()
-    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    script_steps.save_model(accelerator, model, tokenizer, output_dir)
     if not accelerator.is_main_process:
         return
-    tokenizer.save_pretrained(output_dir)
     final = next((row for row in reversed(log) if "valid_loss" in row), {})
     results = {
         "eval_loss": final.get("valid_loss"),
@@ -459,40 +409,29 @@ def main():
         "eval_accuracy": final.get("accuracy"),
         "train_steps": completed_steps,
     }
-    (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
-    (output_dir / "training_log.json").write_text(json.dumps(log, indent=2))
-    if any("train_loss" in row for row in log):
-        try:
-            plot_training_curve(log, output_dir / "training_curve.png")
-        except ImportError as error:  # the curve is a convenience; the model and its card are saved regardless
-            accelerator.print(f"no training_curve.png: {error}")
-    repo_id = args.hub_model_id or output_dir.name
-    card = render_model_card(
-        ModelCardInfo(
-            model_id=repo_id,
-            family="awd_lstm_lm_backward" if getattr(tokenizer, "backwards", False) else "awd_lstm_lm",
-            base_model=args.model_name_or_path if fine_tuning else None,
-            datasets=[args.dataset_name] if args.dataset_name else [],
-            dataset_name=args.dataset_name or Path(args.train_file).name,
-            datasets_description=args.dataset_name or f"local file `{Path(args.train_file).name}`",
-            metrics={
-                k: v
-                for k, v in (("perplexity", final.get("perplexity")), ("accuracy", final.get("accuracy")))
-                if v is not None
-            },
-            training_command=script_command(),
-            hyperparameters=script_hyperparameters(args),
-            training_log=log,
-        )
+    card = script_steps.save_results_and_card(
+        accelerator,
+        args,
+        results,
+        log,
+        awd_lstm_card("lm", backwards=getattr(tokenizer, "backwards", False)),
+        plot_curve=True,
+        base_model=args.model_name_or_path if fine_tuning else None,
+        datasets=[args.dataset_name] if args.dataset_name else [],
+        dataset_name=args.dataset_name or Path(args.train_file).name,
+        datasets_description=args.dataset_name or f"local file `{Path(args.train_file).name}`",
+        metrics={
+            k: v
+            for k, v in (("perplexity", final.get("perplexity")), ("accuracy", final.get("accuracy")))
+            if v is not None
+        },
     )
-    card.save(output_dir / "README.md")
     if args.with_tracking:
         accelerator.end_training()
     accelerator.print(f"validation perplexity {results['perplexity']}, accuracy {results['eval_accuracy']}")
     if args.push_to_hub:
         (output_dir / ".gitignore").write_text("step_*\nepoch_*\n*.tmp\n")
-        push_folder_then_card(output_dir, card, repo_id, args.hub_token, [*CHECKPOINT_PATTERNS, "tokenizer/*"])
-        accelerator.print(f"pushed to https://huggingface.co/{repo_id}")
+        script_steps.push_to_hub(accelerator, args, card, [*CHECKPOINT_PATTERNS, "tokenizer/*"])
     accelerator.print(str(output_dir.resolve()))
 
 

@@ -34,7 +34,6 @@ initialised rows (the notebook's x3 for fastText).
     accelerate launch --mixed_precision bf16 scripts/train_translator.py ...
 """
 
-import json
 import math
 import shutil
 import time
@@ -42,31 +41,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, HfArgumentParser
 
 from ulmfit import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, GruSeq2SeqTokenizer, metrics
-from ulmfit.model_card import (
-    ModelCardInfo,
-    push_folder_then_card,
-    render_model_card,
-    script_command,
-    script_hyperparameters,
-)
-from ulmfit.training import SortedBatchSampler, SortishBatchSampler
+from ulmfit.model_card.gru_seq2seq import TRANSLATOR_CARD
+from ulmfit.training import SortedBatchSampler, SortishBatchSampler, script_steps
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import load_text_datasets
-from ulmfit.training.language_modeling import plot_training_curve
 from ulmfit.training.recipe import apply_config_overrides, make_scheduler
-from ulmfit.training.schedules import TEACHER_FORCING_SCHEDULES, teacher_forcing_ratio
-from ulmfit.training.word_vectors import WordVectors, initialize_embeddings, load_word_vectors
+from ulmfit.training.translation import (
+    TEACHER_FORCING_SCHEDULES,
+    WordVectors,
+    initialize_embeddings,
+    load_word_vectors,
+    teacher_forcing_ratio,
+)
 
 
 @dataclass
-class TranslatorTrainingArguments:
+class TranslatorTrainingArguments(script_steps.TrainingScriptArguments):
+    """The translator's arguments; output, seed, precision, `--cpu`, checkpoints and Hub come from the base."""
+
     # --- data -------------------------------------------------------------------------------------------------------
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset with a column per language."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
@@ -126,27 +124,16 @@ class TranslatorTrainingArguments:
     teacher_forcing_epochs: float | None = field(
         default=None, metadata={"help": "Epochs the decay lasts (default: the whole run; the notebook: 10 of 15)."}
     )
-    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
-    seed: int = field(default=42, metadata={"help": "Seed of everything random."})
     # --- evaluation -------------------------------------------------------------------------------------------------
     eval_steps: int | None = field(default=None, metadata={"help": "Also validate every N steps (not only epochs)."})
     eval_num_beams: int = field(default=1, metadata={"help": "Above 1: also score beam search, after training."})
-    # --- checkpoints, logging and hub --------------------------------------------------------------------------------
+    # --- output and logging -----------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/translator", metadata={"help": "Where the model, logs and plots go."})
     logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N optimizer steps."})
-    checkpointing_steps: str | None = field(default=None, metadata={"help": "N (every N steps) or `epoch`."})
-    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or `latest`."})
-    push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder, model card last."})
-    hub_model_id: str | None = field(default=None, metadata={"help": "Repo id (default: output folder name)."})
-    hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
 
 
 def check_arguments(args):
     """Clear errors for options that cannot work together, before any data is read."""
-    if args.checkpointing_steps not in (None, "epoch") and not args.checkpointing_steps.isdigit():
-        raise ValueError(
-            f"--checkpointing_steps must be a number of steps or `epoch`, not {args.checkpointing_steps!r}."
-        )
     if args.teacher_forcing_schedule not in TEACHER_FORCING_SCHEDULES:
         raise ValueError(
             f"--teacher_forcing_schedule must be one of {TEACHER_FORCING_SCHEDULES}, "
@@ -266,7 +253,7 @@ def evaluate_translator(model, loader, accelerator, tokenizer, references, num_b
 
 def main():
     (args,) = HfArgumentParser(TranslatorTrainingArguments).parse_args_into_dataclasses()
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=args.mixed_precision)
+    accelerator = script_steps.make_accelerator(args)
     set_seed(args.seed)
     check_arguments(args)
     output_dir = Path(args.output_dir)
@@ -408,7 +395,6 @@ def main():
         model, optimizer, train_loader, *eval_loaders.values()
     )
     eval_loaders = dict(zip(eval_loaders, prepared))
-    unwrapped = accelerator.unwrap_model(model)
 
     total_steps = args.num_train_epochs * len(train_loader)
     if args.max_train_steps is not None:
@@ -427,12 +413,8 @@ def main():
         return make_scheduler("one_cycle", optimizer, total_steps, pct_start=args.pct_start)
 
     # 5. Resume, if asked: the epoch and batch the run stopped at, with its scheduler and RNG states
-    position = {"epoch": 0, "batch": 0, "completed_steps": 0, "running_loss": [0.0, 0]}
-    log, scheduler = [], None
-    resumed = resume_from(accelerator, args.resume_from_checkpoint, output_dir, schedule)
-    if resumed is not None:
-        position, scheduler, _ = resumed
-        log = position.pop("log", [])
+    start = {"epoch": 0, "batch": 0, "completed_steps": 0, "running_loss": [0.0, 0]}
+    position, log, scheduler, _ = resume_from(accelerator, args.resume_from_checkpoint, output_dir, schedule, start)
     scheduler = scheduler or schedule()
 
     def validate(epoch: int) -> dict:
@@ -458,23 +440,11 @@ def main():
         progress = tqdm(
             total=len(train_loader), initial=skip, desc=f"epoch {epoch}", disable=not accelerator.is_main_process
         )
-        # accelerate's loader re-applies its own epoch count to the sampler whenever it starts; the sampler is also
-        # told directly, since `set_epoch` reaches it neither through the batch skipper of a resumed epoch nor
-        # through the per-process sharding of several processes.
-        train_loader.set_epoch(epoch)
-        train_sampler.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        batches = script_steps.epoch_batches(accelerator, train_loader, train_sampler, epoch, skip)
         for batch_index, batch in enumerate(batches, start=skip):
             ratio = forcing(step)
             loss = model(**batch, teacher_forcing_ratio=ratio).loss
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"The loss became {loss.item()} at step {step}; nothing was saved.")
-            accelerator.backward(loss)
-            if args.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            script_steps.backward_and_step(accelerator, model, optimizer, scheduler, loss, args.max_grad_norm, step)
             step += 1
             loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
             progress.update(1)
@@ -494,8 +464,7 @@ def main():
                 loss_sum, loss_count = 0.0, 0
             if args.eval_steps and step % args.eval_steps == 0:
                 scores = validate(epoch)
-            every = int(args.checkpointing_steps) if (args.checkpointing_steps or "").isdigit() else 0
-            if every and step % every == 0:
+            if script_steps.checkpoint_due(args.checkpointing_steps, step):
                 here = {"epoch": epoch, "batch": batch_index + 1, "completed_steps": step}
                 here.update(running_loss=[loss_sum, loss_count], log=log)
                 save_checkpoint(accelerator, output_dir, f"step_{step}", here, scheduler, None)
@@ -506,7 +475,7 @@ def main():
         # end of an epoch: validation, unless --eval_steps just did it
         if not (log and "valid_loss" in log[-1] and log[-1]["step"] == step):
             scores = validate(epoch)
-        if args.checkpointing_steps == "epoch":
+        if script_steps.checkpoint_due(args.checkpointing_steps, step, end_of_epoch=True):
             here = {"epoch": epoch + 1, "batch": 0, "completed_steps": step, "running_loss": [loss_sum, loss_count]}
             save_checkpoint(accelerator, output_dir, f"epoch_{epoch}", {**here, "log": log}, scheduler, None)
     train_runtime = time.perf_counter() - started
@@ -530,55 +499,38 @@ def main():
     accelerator.print(scored)
 
     # 8. Save: model (with remote code and the translation pipeline), tokenizer, results, log, plot, card; then push
-    accelerator.wait_for_everyone()
-    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    script_steps.save_model(accelerator, model, tokenizer, output_dir)
     if not accelerator.is_main_process:
         return
-    tokenizer.save_pretrained(output_dir)
     shutil.rmtree(tokenizer_dir, ignore_errors=True)  # its copy for the other processes; the folder has its own
     results["vector_coverage"] = coverage
-    (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
-    (output_dir / "training_log.json").write_text(json.dumps(log, indent=2))
-    try:
-        plot_training_curve(log, output_dir / "training_curve.png")
-    except ImportError as error:  # the curve is a convenience; the model and its card are saved regardless
-        accelerator.print(f"no training_curve.png: {error}")
-    repo_id = args.hub_model_id or output_dir.name
     test = "test_bleu" in results
-    data_name = Path(args.test_file).name if test else args.dataset_name or Path(args.train_file).name
     described = [args.dataset_name or f"local file `{Path(args.train_file).name}`"]
     described.append(f"{len(tokenized['train'])} training pairs")
     described += [
         f"{side} embedding from `{c['vectors']}` ({c['found']}/{c['total']} words, {c['coverage']:.1%})"
         for side, c in coverage.items()
     ]
-    card = render_model_card(
-        ModelCardInfo(
-            model_id=repo_id,
-            family="gru_seq2seq_translator",
-            model_class="GruSeq2SeqForConditionalGeneration",
-            language=[args.source_lang, args.target_lang],
-            tags=["ulmfit", "fastai", "translation", "seq2seq", "gru"],
-            pipeline_tag="translation",
-            task_type="translation",
-            datasets=[args.dataset_name] if args.dataset_name else [],
-            dataset_name=data_name,
-            datasets_description="; ".join(described),
-            dataset_split="test" if test else "validation",
-            metrics={
-                name: results[f"{'test' if test else 'eval'}_{name}"]
-                for name in ("bleu", "chrf", f"bleu_beam{beams}", f"chrf_beam{beams}")
-                if f"{'test' if test else 'eval'}_{name}" in results
-            },
-            training_command=script_command(),
-            hyperparameters=script_hyperparameters(args),
-            training_log=log,
-        )
+    card = script_steps.save_results_and_card(
+        accelerator,
+        args,
+        results,
+        log,
+        TRANSLATOR_CARD,
+        plot_curve=True,
+        language=[args.source_lang, args.target_lang],
+        datasets=[args.dataset_name] if args.dataset_name else [],
+        dataset_name=Path(args.test_file).name if test else args.dataset_name or Path(args.train_file).name,
+        datasets_description="; ".join(described),
+        dataset_split="test" if test else "validation",
+        metrics={
+            name: results[f"{'test' if test else 'eval'}_{name}"]
+            for name in ("bleu", "chrf", f"bleu_beam{beams}", f"chrf_beam{beams}")
+            if f"{'test' if test else 'eval'}_{name}" in results
+        },
     )
-    card.save(output_dir / "README.md")
     if args.push_to_hub:
-        push_folder_then_card(output_dir, card, repo_id, token=args.hub_token)
-        accelerator.print(f"pushed to https://huggingface.co/{repo_id}")
+        script_steps.push_to_hub(accelerator, args, card)
     accelerator.print(str(output_dir.resolve()))
 
 

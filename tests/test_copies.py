@@ -1,4 +1,4 @@
-"""Every `# Copied from ulmfit.<dotted path>` copy in a model folder must equal its original (STYLE.md §1).
+"""Every `# Copied from ulmfit.<dotted path>` copy in a model folder must equal its original.
 
 A model folder imports only torch, transformers and its sibling files, so that it can be uploaded as Hub remote code.
 A helper that two folders need is therefore copied, not shared, and the copy is marked the way transformers marks

@@ -1,11 +1,23 @@
+import pytest
 from huggingface_hub import ModelCard
 
 from ulmfit.model_card import ModelCardInfo, render_model_card
+from ulmfit.model_card.awd_lstm import (
+    BACKWARD_CLASSIFIER_CARD,
+    BACKWARD_LANGUAGE_MODEL_CARD,
+    CLASSIFIER_CARD,
+    ENCODER_CARD,
+    LANGUAGE_MODEL_CARD,
+    awd_lstm_card,
+)
+from ulmfit.model_card.devise import DEVISE_CARD
+from ulmfit.model_card.gru_seq2seq import TRANSLATOR_CARD
 
 
 def make_info(**overrides):
     info = dict(
         model_id="me/awd-lstm-imdb",
+        family=LANGUAGE_MODEL_CARD,
         base_model="me/awd-lstm-wt103",
         datasets=["stanfordnlp/imdb"],
         dataset_name="IMDb",
@@ -45,31 +57,34 @@ def test_card_without_results_says_so():
 
 
 def test_classifier_card_uses_its_own_prose_and_pipeline():
-    info = make_info(
-        family="awd_lstm_classifier",
-        model_class="AwdLstmForSequenceClassification",
-        pipeline_tag="text-classification",
-        task_type="text-classification",
-        metrics={"accuracy": 0.9},
-    )
+    info = make_info(family=CLASSIFIER_CARD, metrics={"accuracy": 0.9})
     text = str(render_model_card(info))
     assert "ULMFiT text classifier" in text and 'pipeline("text-classification"' in text
     assert "pipeline_tag: text-classification" in text
 
 
 def test_backward_cards_say_backward_and_show_the_ensemble():
-    lm = str(render_model_card(make_info(family="awd_lstm_lm_backward")))
+    lm = str(render_model_card(make_info(family=BACKWARD_LANGUAGE_MODEL_CARD)))
     assert "**backward** AWD-LSTM" in lm and "ForwardBackwardEnsemble" in lm
     assert 'pipeline("text-generation"' not in lm  # a backward LM predicts the word before: no generation example
-    classifier = str(
-        render_model_card(
-            make_info(
-                family="awd_lstm_classifier_backward",
-                model_class="AwdLstmForSequenceClassification",
-                pipeline_tag="text-classification",
-                task_type="text-classification",
-            )
-        )
-    )
+    classifier = str(render_model_card(make_info(family=BACKWARD_CLASSIFIER_CARD)))
     assert "**backward** ULMFiT text classifier" in classifier
     assert 'ForwardBackwardEnsemble("<a forward classifier>", "' in classifier
+
+
+def test_every_family_supplies_a_card_that_renders():
+    assert awd_lstm_card("lm", backwards=True) is BACKWARD_LANGUAGE_MODEL_CARD
+    assert awd_lstm_card("encoder") is ENCODER_CARD
+    for family, snippet in [
+        (ENCODER_CARD, 'AutoModel.from_pretrained("me/awd-lstm-imdb"'),
+        (TRANSLATOR_CARD, 'pipeline("translation", model="me/awd-lstm-imdb"'),
+        (DEVISE_CARD, 'pipeline("zero-shot-image-classification", model="me/awd-lstm-imdb"'),
+    ]:
+        card = render_model_card(make_info(family=family))
+        assert snippet in str(card) and card.data.pipeline_tag == family.pipeline_tag
+        assert f"`{family.model_class}`" in str(card)
+
+
+def test_unknown_awd_lstm_task_has_no_card():
+    with pytest.raises(ValueError, match="'tagger'"):
+        awd_lstm_card("tagger")

@@ -3,8 +3,8 @@
 The language model (by default the small AWD-LSTM shipped in the package, 200/300/3, vocabulary 9,000; or any ulmfit
 LM folder; or random weights of a given size, e.g. fastai's default 400/1152/3 with 60,000 words) is copied into
 fastai's `language_model_learner` (same vocabulary and architecture, strict `load_state_dict`), saved there with
-`learn.save`, and converted back with `ulmfit.convert_fastai.convert_fastai_checkpoint`: both sides hold the same
-weights by construction, which the script checks (largest logit difference on a prompt) before timing anything.
+`learn.save`, and converted back with `ulmfit.models.awd_lstm.convert_fastai_checkpoint`: both sides hold the
+same weights by construction, which the script checks (largest logit difference on a prompt) before timing anything.
 
 Timed, from prompt text to generated text (tokenization and decoding included on both sides), tokens per second:
 
@@ -124,7 +124,7 @@ def main():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ulmfit import AwdLstmConfig, AwdLstmForCausalLM
-    from ulmfit.convert_fastai import convert_fastai_checkpoint
+    from ulmfit.models.awd_lstm.convert_fastai_checkpoint import convert_fastai_checkpoint
     from ulmfit.samples import pretrained_language_model_path
 
     if args.threads:

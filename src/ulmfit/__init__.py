@@ -19,7 +19,6 @@ from transformers import (
 )
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .convert_fastai import convert_fastai_checkpoint
 from .models.awd_lstm import (
     AwdLstmCausalLMOutput,
     AwdLstmConfig,
@@ -55,10 +54,10 @@ from .models.gru_seq2seq import (
     GruSeq2SeqState,
     GruSeq2SeqTokenizer,
 )
-from .pipelines.image_grid import make_image_grid, save_image_grid
 from .pipelines.image_search import ImageSearchPipeline
 from .pipelines.text_classification import AwdLstmTextClassificationPipeline, register_text_classification_pipeline
-from .pipelines.translation import TranslationPipeline
+from .pipelines.translation import TranslationPipeline, register_translation_pipeline
+from .plotting import make_image_grid, save_image_grid
 
 
 __version__ = "0.1.0"
@@ -89,8 +88,8 @@ GruSeq2SeqModel.register_for_auto_class("AutoModel")
 GruSeq2SeqForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
 GruSeq2SeqTokenizer.register_for_auto_class("AutoTokenizer")
 # transformers 5 removed "translation" and rejects it unless a folder's config names a pipeline for it; registering
-# ours makes `save_pretrained` (of the model or of the pipeline) copy this pipeline and name it in `custom_pipelines`.
-PIPELINE_REGISTRY.register_pipeline("translation", pipeline_class=TranslationPipeline, pt_model=AutoModelForSeq2SeqLM)
+# ours makes `save_pretrained` (of the translator or of the pipeline) copy it and name it in `custom_pipelines`.
+register_translation_pipeline(GruSeq2SeqPreTrainedModel)
 
 # --- DeViSE: Auto classes, remote code, the "image-search" pipeline -------------------------------------------------
 # `zero-shot-image-classification` and `image-feature-extraction` are transformers' own pipelines: DeviseModel gives
@@ -124,7 +123,6 @@ __all__ = [
     "AwdLstmPreTrainedModel",
     "AwdLstmTextClassificationPipeline",
     "AwdLstmTokenizer",
-    "convert_fastai_checkpoint",
     "GruSeq2SeqConfig",
     "GruSeq2SeqEncoderOutput",
     "GruSeq2SeqForConditionalGeneration",

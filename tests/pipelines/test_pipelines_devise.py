@@ -14,8 +14,6 @@ from ulmfit import (
     DeviseProcessor,
     DeviseTokenizer,
     ImageSearchPipeline,
-    make_image_grid,
-    save_image_grid,
 )
 
 
@@ -133,14 +131,3 @@ def test_image_search_errors_are_clear(saved_devise):
         without_index("submarine", target="words")
     with pytest.raises(ValueError, match="target"):
         without_index("boat", target="videos")
-
-
-def test_image_grid_shows_the_query_and_its_neighbours(tmp_path):
-    neighbours = images(6)
-    path = save_image_grid(tmp_path / "grid.png", "engine + boat", neighbours, captions=["0.9"] * 6, columns=4)
-    grid = PIL.Image.open(path)
-    assert grid.format == "PNG" and grid.size == (4 * 128, 2 * (128 + 16))
-    image_query = make_image_grid(neighbours[0], neighbours[1:3], tile_size=32)
-    assert image_query.size == (5 * 32, 32 + 16)
-    with pytest.raises(ValueError, match="captions"):
-        make_image_grid("boat", neighbours, captions=["x"])

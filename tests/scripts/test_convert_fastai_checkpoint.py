@@ -1,3 +1,5 @@
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -5,10 +7,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-from ulmfit.convert_fastai import FastaiCheckpointError, file_sha256
+from ulmfit.models.awd_lstm.convert_fastai_checkpoint import FastaiCheckpointError, file_sha256
 
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fastai"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "convert_fastai_checkpoint.py"
 
 
 @pytest.fixture
@@ -32,6 +35,37 @@ def test_language_model_task_is_detected(script, tmp_path, fastai_outputs, capsy
     assert len(AutoTokenizer.from_pretrained(output_dir)) == 40
     card = (output_dir / "README.md").read_text()
     assert "--checkpoint lm.pth --vocab vocab.txt --output_dir awd-lstm-lm --task lm" in card
+
+
+def test_language_model_card_names_the_source_files(script, tmp_path):
+    folder = tmp_path / "awd-lstm-from-fastai"
+    script(["--checkpoint", FIXTURES / "lm.pth", "--vocab", FIXTURES / "vocab.pkl", "--output_dir", folder])
+    card = (folder / "README.md").read_text()
+    assert file_sha256(FIXTURES / "lm.pth") in card and file_sha256(FIXTURES / "vocab.pkl") in card
+    assert "`lm.pth`" in card and "language model (`language_model_learner`)" in card
+    assert "optimizer state dropped" in card and "pipeline_tag: text-generation" in card
+
+
+def test_classifier_card_lists_the_labels(script, tmp_path):
+    folder = tmp_path / "classifier"
+    script(
+        [
+            "--checkpoint", FIXTURES / "clas.pth",
+            "--vocab", FIXTURES / "vocab.pkl",
+            "--labels", "neg,pos",
+            "--config_overrides", "bpt3c_chunk_size=8,bpt3c_max_length=24",
+            "--output_dir", folder,
+        ]
+    )  # fmt: skip
+    card = (folder / "README.md").read_text()
+    assert "pipeline_tag: text-classification" in card and "| labels | neg, pos |" in card
+
+
+def test_encoder_card_shows_how_to_load_an_encoder(script, tmp_path):
+    folder = tmp_path / "encoder"
+    script(["--checkpoint", FIXTURES / "enc.pth", "--vocab", FIXTURES / "vocab.txt", "--output_dir", folder])
+    card = (folder / "README.md").read_text()
+    assert "AutoModel.from_pretrained" in card and 'pipeline("text-generation"' not in card
 
 
 def test_classifier_is_converted_and_pushed_card_last(script, tmp_path, fake_hub, fastai_outputs):
@@ -76,3 +110,20 @@ def test_bad_input_fails_with_a_clear_error(script, tmp_path):
     with pytest.raises(ValueError, match="name=value pairs"):
         script(["--checkpoint", FIXTURES / "clas.pth", *args, "--config_overrides", "bpt3c_chunk_size"])
     assert not (tmp_path / "out").exists()
+
+
+def test_command_line_reports_a_bad_file_in_one_line(tmp_path, monkeypatch):
+    args = [
+        "--checkpoint",
+        FIXTURES / "vocab.txt",
+        "--vocab",
+        FIXTURES / "vocab.pkl",
+        "--output_dir",
+        tmp_path / "out",
+    ]
+    monkeypatch.setattr(sys, "argv", [SCRIPT.name, *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    message = exit_info.value.code  # sys.exit(str): printed to stderr, exit status 1
+    assert message.startswith("convert_fastai_checkpoint.py: error: vocab.txt is not a PyTorch checkpoint")
+    assert "\n" not in message and not (tmp_path / "out").exists()

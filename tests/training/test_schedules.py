@@ -9,7 +9,6 @@ from ulmfit.training import (
     slanted_triangular_factor,
     slanted_triangular_schedule,
 )
-from ulmfit.training.schedules import teacher_forcing_ratio
 
 
 def optimizer_with(lrs):
@@ -76,11 +75,3 @@ def test_one_cycle_handles_very_short_stages(total_steps):
     optimizer = optimizer_with([1e-3])
     lrs, _ = run(one_cycle_schedule(optimizer, total_steps=total_steps), optimizer, total_steps)
     assert all(0 < row[0] <= 1e-3 for row in lrs)
-
-
-def test_teacher_forcing_schedules():
-    ratio = teacher_forcing_ratio
-    assert [ratio(s, 10, "linear", 1.0, 0.0) for s in (0, 5, 10, 20)] == [1.0, 0.5, 0.0, 0.0]
-    assert ratio(5, 10, "exponential", 1.0, 0.25) == pytest.approx(0.5)
-    assert ratio(7, 10, "constant", 0.8, 0.0) == 0.8
-    assert ratio(5, 10, "linear", 1.0, 0.5) == 0.75  # course-v3's 1.0 -> 0.5

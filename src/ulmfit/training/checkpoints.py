@@ -74,20 +74,25 @@ def load_checkpoint(accelerator, checkpoint, scheduler_factory):
     return training_state, scheduler, recurrent_state
 
 
-def resume_from(accelerator, resume_from_checkpoint: str | None, output_dir, scheduler_factory):
+def resume_from(accelerator, resume_from_checkpoint: str | None, output_dir, scheduler_factory, start: dict):
     """
-    What a script's `--resume_from_checkpoint` (a checkpoint folder, or `latest` in `output_dir`) asks for: the
-    `load_checkpoint` triple, or None when there is nothing to resume (the run then starts afresh).
+    Where a script's run starts: from the checkpoint that `--resume_from_checkpoint` names (a checkpoint folder, or
+    `latest` in `output_dir`), or afresh at `start` when it names none or there is none yet. Returns `(position,
+    training_log, scheduler, recurrent_state)`: the saved training state and the training log the scripts keep in it
+    under `log`, with what `load_checkpoint` restores. A fresh start gives `start`, an empty log, and no scheduler
+    or recurrent state.
     """
-    if not resume_from_checkpoint:
-        return None
-    checkpoint = latest_checkpoint(output_dir) if resume_from_checkpoint == "latest" else resume_from_checkpoint
+    checkpoint = None
+    if resume_from_checkpoint:
+        checkpoint = latest_checkpoint(output_dir) if resume_from_checkpoint == "latest" else resume_from_checkpoint
+        if checkpoint is None:
+            accelerator.print("no checkpoint to resume from: starting afresh")
     if checkpoint is None:
-        accelerator.print("no checkpoint to resume from: starting afresh")
-        return None
+        return start, [], None, None
     training_state, scheduler, recurrent_state = load_checkpoint(accelerator, checkpoint, scheduler_factory)
     accelerator.print(f"resumed from {checkpoint} at optimizer step {training_state['completed_steps']}")
-    return training_state, scheduler, recurrent_state
+    training_log = training_state.pop("log", [])
+    return training_state, training_log, scheduler, recurrent_state
 
 
 __all__ = ["latest_checkpoint", "load_checkpoint", "resume_from", "save_checkpoint"]

@@ -5,7 +5,6 @@
   carried, gathered across processes, computed by the shipped `evaluate` module.
 - `find_learning_rate` / `suggest_learning_rate`: fastai's `lr_find` (exponentially growing rate, smoothed loss,
   stop on divergence) and its `valley` suggestion.
-- `plot_lr_find`, `plot_training_curve`: the PNGs a person looks at.
 """
 
 import copy
@@ -162,60 +161,9 @@ def _sweep(model, optimizer, windows, accelerator, initial, peak, start_lr, end_
     return learning_rates, losses
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise ImportError(
-            "Plots need matplotlib: `pip install 'ulmfit[train]'` (or `pip install matplotlib`)."
-        ) from error
-    return plt
-
-
-def plot_lr_find(learning_rates: list[float], losses: list[float], suggestion: float, path) -> None:
-    """Loss against learning rate (log scale), the suggestion marked, saved as a PNG."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    axis.plot(learning_rates, losses)
-    axis.set_xscale("log")
-    axis.set_xlabel("learning rate")
-    axis.set_ylabel("loss (smoothed)")
-    index = min(range(len(learning_rates)), key=lambda i: abs(learning_rates[i] - suggestion))
-    axis.plot(learning_rates[index], losses[index], "o", color="tab:red", label=f"valley: {suggestion:.2e}")
-    axis.legend()
-    axis.set_title("Learning-rate finder")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
-def plot_training_curve(log: list[dict], path) -> None:
-    """Training loss per step and validation loss per evaluation, with the learning rate, saved as a PNG."""
-    plt = _pyplot()
-    figure, (loss_axis, lr_axis) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 1))
-    train = [row for row in log if "train_loss" in row]
-    valid = [row for row in log if "valid_loss" in row]
-    loss_axis.plot([r["step"] for r in train], [r["train_loss"] for r in train], label="train loss", alpha=0.7)
-    if valid:
-        loss_axis.plot([r["step"] for r in valid], [r["valid_loss"] for r in valid], "o-", label="validation loss")
-    loss_axis.set_ylabel("cross-entropy")
-    loss_axis.legend()
-    lr_axis.plot([r["step"] for r in train], [r["learning_rate"] for r in train], color="tab:green")
-    lr_axis.set_ylabel("learning rate")
-    lr_axis.set_xlabel("optimizer step")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
 __all__ = [
     "evaluate_language_model",
     "find_learning_rate",
     "match_embeddings",
-    "plot_lr_find",
-    "plot_training_curve",
     "suggest_learning_rate",
 ]

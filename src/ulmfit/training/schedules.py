@@ -93,28 +93,9 @@ def scale_learning_rates(optimizer: torch.optim.Optimizer, scale: float) -> None
         group["_scaled_lr"] = group["lr"]
 
 
-TEACHER_FORCING_SCHEDULES = ("linear", "exponential", "constant")
-
-
-def teacher_forcing_ratio(step: int, decay_steps: int, schedule: str, start: float, end: float) -> float:
-    """
-    The probability of feeding the gold previous word at optimizer step `step` (the notebook's `pr_force`, which fell
-    linearly from 1 to 0 over 10 epochs): `linear` or `exponential` (geometric) from `start` to `end` over
-    `decay_steps`, then `end`; `constant` stays at `start`.
-    """
-    progress = min(1.0, step / max(1, decay_steps))
-    if schedule == "linear":
-        return start + (end - start) * progress
-    if schedule == "exponential":
-        return start * (end / start) ** progress
-    return start
-
-
 __all__ = [
-    "TEACHER_FORCING_SCHEDULES",
     "one_cycle_schedule",
     "scale_learning_rates",
     "slanted_triangular_factor",
     "slanted_triangular_schedule",
-    "teacher_forcing_ratio",
 ]

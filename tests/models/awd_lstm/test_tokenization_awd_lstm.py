@@ -224,3 +224,16 @@ def test_nothing_to_pad_gives_what_the_base_pad_gives(tokenizer, texts, kwargs):
             assert isinstance(encoded[key], torch.Tensor) and torch.equal(encoded[key], reference[key])
         else:
             assert encoded[key] == reference[key]
+
+
+def test_the_class_docstring_example_runs_as_written():
+    import doctest
+    import inspect
+
+    from ulmfit.models.awd_lstm.tokenization_awd_lstm import AwdLstmTokenizer
+
+    # the example sits in a Markdown ```python fence, which is not part of its expected output
+    text = "\n".join(line for line in inspect.getdoc(AwdLstmTokenizer).splitlines() if not line.startswith("```"))
+    example = doctest.DocTestParser().get_doctest(text, {}, "AwdLstmTokenizer", None, 0)
+    result = doctest.DocTestRunner().run(example)
+    assert result.attempted == 4 and result.failed == 0

@@ -70,3 +70,37 @@ def test_unknown_backbone_model_type_is_rejected():
 def test_efficientnet_lite_config_rejects_impossible_values_by_name(field, value):
     with pytest.raises(ValueError, match=field):
         EfficientNetLiteConfig(**{field: value})
+
+
+@pytest.mark.parametrize("backbone_config", [tiny_lite_config(), tiny_resnet_config()])
+def test_from_dict_rebuilds_the_nested_backbone_config(backbone_config):
+    config = DeviseConfig(backbone_config=backbone_config, projection_dim=50, custom_pipelines={"devise": {}})
+    rebuilt = DeviseConfig.from_dict(config.to_dict())
+    assert type(rebuilt.backbone_config) is type(backbone_config)
+    assert rebuilt.to_dict() == config.to_dict() and rebuilt.custom_pipelines == {"devise": {}}
+
+
+def test_float_fields_accept_ints():
+    config = DeviseConfig(backbone_config=tiny_lite_config(), hinge_margin=0, logit_scale=10, pooled_dropout=0)
+    assert (config.hinge_margin, config.logit_scale) == (0, 10)
+
+
+def test_backbone_config_of_another_type_is_rejected():
+    with pytest.raises(ValueError, match="backbone_config"):
+        DeviseConfig(backbone_config=["resnet"])
+
+
+def test_efficientnet_lite_config_stores_the_stages_as_lists(tmp_path):
+    config = EfficientNetLiteConfig(kernel_sizes=(3, 5), strides=(1, 2), expand_ratios=(1, 4), out_channels=(8, 16),
+                                    num_block_repeats=(1, 2), hidden_dim=16)  # fmt: skip
+    assert config.kernel_sizes == [3, 5] and isinstance(config.num_block_repeats, list)
+    assert EfficientNetLiteConfig().out_channels == [16, 24, 40, 80, 112, 192, 320]
+    config.save_pretrained(tmp_path)
+    assert AutoConfig.from_pretrained(tmp_path).to_diff_dict() == config.to_diff_dict()
+
+
+def test_efficientnet_lite_validation_hook_checks_a_changed_config():
+    config = EfficientNetLiteConfig()
+    config.strides = [1, 2]
+    with pytest.raises(ValueError, match="one length"):
+        config.validate_architecture()

@@ -57,3 +57,33 @@ def test_special_ids_must_fit_both_vocabularies():
         GruSeq2SeqConfig(
             vocab_size=100, decoder_vocab_size=3, pad_token_id=0, bos_token_id=1, decoder_start_token_id=1
         )
+
+
+def test_is_encoder_decoder_cannot_be_turned_off():
+    with pytest.raises(ValueError, match="is_encoder_decoder"):
+        GruSeq2SeqConfig(is_encoder_decoder=False)
+
+
+def test_float_fields_accept_ints():
+    config = GruSeq2SeqConfig(initializer_range=1, input_dropout=0, output_dropout=0)
+    assert (config.initializer_range, config.input_dropout) == (1, 0)
+
+
+def test_unknown_keys_survive_a_round_trip(tmp_path):
+    config = GruSeq2SeqConfig.from_dict(
+        {**GruSeq2SeqConfig(vocab_size=50, decoder_vocab_size=40).to_dict(), "auto_map": {"AutoConfig": "x.Y"}}
+    )
+    assert config.auto_map == {"AutoConfig": "x.Y"}
+    config.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert loaded.to_diff_dict() == config.to_diff_dict()
+
+
+def test_validation_hooks_check_a_changed_config():
+    config = GruSeq2SeqConfig(vocab_size=100, decoder_vocab_size=100)
+    config.decoder_vocab_size = 2
+    with pytest.raises(ValueError, match="bos_token_id"):
+        config.validate_token_ids()
+    config.decoder_vocab_size = 0
+    with pytest.raises(ValueError, match="decoder_vocab_size"):
+        config.validate_architecture()

@@ -2,7 +2,7 @@ import pytest
 import torch
 from gru_seq2seq_fixtures import SOURCES, TARGETS
 
-from ulmfit.visualization import generation_attentions, plot_attention, plot_translation_attention
+from ulmfit.plotting import generation_attentions, plot_attention, plot_translation_attention
 
 
 def encode(tokenizer, texts):

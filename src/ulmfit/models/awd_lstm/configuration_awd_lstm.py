@@ -1,13 +1,29 @@
 """AWD-LSTM configuration (Merity, Keskar & Socher 2017, arXiv:1708.02182), with fastai v2's defaults."""
 
-from transformers import PretrainedConfig
+import math
+from dataclasses import fields
+
+from transformers import PreTrainedConfig
 from transformers.utils import logging
 
 
 logger = logging.get_logger(__name__)
 
+# The five AWD-LSTM dropouts, in fastai's `embed_p, input_p, weight_p, hidden_p, output_p` order.
+DROPOUT_FIELDS = ("embedding_dropout", "input_dropout", "weight_dropout", "hidden_dropout", "output_dropout")
+# fastai v2's `awd_lstm_clas_config` dropouts, before `drop_mult` (`text_classifier_learner` uses 0.5). Those of
+# `awd_lstm_lm_config` are `AwdLstmConfig`'s defaults.
+FASTAI_CLASSIFIER_DROPOUTS = {
+    "embedding_dropout": 0.05,
+    "input_dropout": 0.4,
+    "weight_dropout": 0.5,
+    "hidden_dropout": 0.3,
+    "output_dropout": 0.4,
+}
+FASTAI_DROPOUT_PRESETS = ("language_model", "classifier")
 
-class AwdLstmConfig(PretrainedConfig):
+
+class AwdLstmConfig(PreTrainedConfig):
     r"""
     Configuration of an AWD-LSTM ("ASGD Weight-Dropped LSTM") language model. The defaults reproduce fastai v2's
     `awd_lstm_lm_config` (embedding 400, hidden 1152, 3 layers, tied weights with an output bias, and its five
@@ -75,61 +91,80 @@ class AwdLstmConfig(PretrainedConfig):
     >>> config = AwdLstmConfig(vocab_size=1000, embedding_size=32, hidden_size=64, num_hidden_layers=2)
     >>> model = AwdLstmForCausalLM(config)
     ```
+
+    Like every transformers 5 config this is a dataclass of the typed fields below, built from keyword arguments only;
+    unknown keys (`auto_map`, `custom_pipelines`, ...) are kept as attributes. Impossible values raise a `ValueError`
+    naming the field and the value, from [`~AwdLstmConfig.validate_architecture`] and
+    [`~AwdLstmConfig.validate_token_ids`].
     """
 
     model_type = "awd_lstm"
 
-    def __init__(
-        self,
-        vocab_size: int = 60000,
-        embedding_size: int = 400,
-        hidden_size: int = 1152,
-        num_hidden_layers: int = 3,
-        embedding_dropout: float = 0.02,
-        input_dropout: float = 0.25,
-        weight_dropout: float = 0.2,
-        hidden_dropout: float = 0.15,
-        output_dropout: float = 0.1,
-        activation_regularization: float = 2.0,
-        temporal_activation_regularization: float = 1.0,
-        lm_head_bias: bool = True,
-        tie_word_embeddings: bool = True,
-        initializer_range: float = 0.1,
-        classifier_hidden_size: int = 50,
-        classifier_dropout: float = 0.1,
-        bpt3c_chunk_size: int = 72,
-        bpt3c_max_length: int = 1440,
-        pad_token_id: int = 1,
-        bos_token_id: int = 2,
-        eos_token_id: int = 3,
-        **kwargs,
-    ):
-        self.vocab_size = vocab_size
-        self.embedding_size = embedding_size
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.embedding_dropout = embedding_dropout
-        self.input_dropout = input_dropout
-        self.weight_dropout = weight_dropout
-        self.hidden_dropout = hidden_dropout
-        self.output_dropout = output_dropout
-        self.activation_regularization = activation_regularization
-        self.temporal_activation_regularization = temporal_activation_regularization
-        self.lm_head_bias = lm_head_bias
-        self.tie_word_embeddings = tie_word_embeddings
-        self.initializer_range = initializer_range
-        self.classifier_hidden_size = classifier_hidden_size
-        self.classifier_dropout = classifier_dropout
-        self.bpt3c_chunk_size = bpt3c_chunk_size
-        self.bpt3c_max_length = bpt3c_max_length
-        self.pad_token_id = pad_token_id
-        self.bos_token_id = bos_token_id
-        self.eos_token_id = eos_token_id
-        super().__init__(**kwargs)
-        self._validate_awd_lstm()
+    vocab_size: int = 60000
+    embedding_size: int = 400
+    hidden_size: int = 1152
+    num_hidden_layers: int = 3
+    embedding_dropout: float = 0.02
+    input_dropout: float = 0.25
+    weight_dropout: float = 0.2
+    hidden_dropout: float = 0.15
+    output_dropout: float = 0.1
+    activation_regularization: float = 2.0
+    temporal_activation_regularization: float = 1.0
+    lm_head_bias: bool = True
+    tie_word_embeddings: bool = True
+    initializer_range: float = 0.1
+    classifier_hidden_size: int = 50
+    classifier_dropout: float = 0.1
+    bpt3c_chunk_size: int = 72
+    bpt3c_max_length: int = 1440
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 2
+    eos_token_id: int | None = 3
 
-    def _validate_awd_lstm(self):
-        """Reject values no AWD-LSTM can be built from, naming the field and the value."""
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        # Not `@strict`: its checks would raise huggingface_hub's StrictDataclass*Error rather than a ValueError, and
+        # its `float` fields reject ints (`activation_regularization=0`), so the hooks run here, unwrapped.
+        self.validate_architecture()
+        self.validate_token_ids()
+
+    @classmethod
+    def fastai_dropouts(cls, preset: str = "language_model", drop_mult: float = 1.0) -> dict[str, float]:
+        """
+        fastai's five AWD-LSTM dropouts (embedding_dropout, input_dropout, weight_dropout, hidden_dropout,
+        output_dropout) for `preset` "language_model" (`awd_lstm_lm_config`, = this config's defaults) or
+        "classifier" (`awd_lstm_clas_config`), each multiplied by `drop_mult` as fastai's learners do
+        (`text_classifier_learner` uses drop_mult=0.5).
+
+        Example:
+        ```python
+        >>> AwdLstmConfig.fastai_dropouts("classifier", drop_mult=0.5)["output_dropout"]
+        0.2
+        ```
+        """
+        if preset == "language_model":
+            defaults = {field.name: field.default for field in fields(cls)}
+            base = {name: defaults[name] for name in DROPOUT_FIELDS}
+        elif preset == "classifier":
+            base = dict(FASTAI_CLASSIFIER_DROPOUTS)
+        else:
+            raise ValueError(f"`preset` must be one of {FASTAI_DROPOUT_PRESETS}, got {preset!r}.")
+        largest = max(base.values())
+        scaled = {}
+        if not isinstance(drop_mult, bool) and isinstance(drop_mult, (int, float)) and drop_mult >= 0:
+            scaled = {name: p * drop_mult for name, p in base.items()}
+        if not scaled or any(not p < 1.0 for p in scaled.values()):
+            bound = 1 / largest if largest else math.inf
+            raise ValueError(
+                f"`drop_mult` must be at least 0 and below {bound:g} (it scales fastai's {preset} dropouts, the "
+                f"largest {largest}), got {drop_mult!r}."
+            )
+        return scaled
+
+    def validate_architecture(self):
+        """Reject sizes, dropouts and coefficients no AWD-LSTM can be built from, naming the field and the value."""
+        super().validate_architecture()
         for name in (
             "vocab_size",
             "embedding_size",
@@ -142,8 +177,7 @@ class AwdLstmConfig(PretrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        dropouts = ("embedding_dropout", "input_dropout", "weight_dropout", "hidden_dropout", "output_dropout")
-        for name in (*dropouts, "classifier_dropout"):
+        for name in (*DROPOUT_FIELDS, "classifier_dropout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` is a dropout probability and must be in [0, 1), got {value!r}.")
@@ -151,6 +185,10 @@ class AwdLstmConfig(PretrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"`{name}` must be a non-negative number, got {value!r}.")
+
+    def validate_token_ids(self):
+        """The special tokens must be ids of the vocabulary (transformers only warns; an AWD-LSTM would index out of
+        its embedding)."""
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < self.vocab_size:

@@ -121,6 +121,16 @@ class LockedDropout(nn.Module):
         return hidden_states * _bernoulli_mask(hidden_states, (batch_size, 1, hidden_size), self.p)
 
 
+def _autocast_lstm_unsupported(hidden_states: torch.Tensor) -> bool:
+    """Whether CPU autocast would send an LSTM to a oneDNN kernel this CPU does not have (bf16/fp16 need AVX-512)."""
+    if hidden_states.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+        return False
+    dtype = torch.get_autocast_dtype("cpu")
+    if dtype == torch.bfloat16:
+        return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return dtype == torch.float16 and not torch.ops.mkldnn._is_mkldnn_fp16_supported()
+
+
 class WeightDroppedLstm(nn.Module):
     """
     A one-layer LSTM with DropConnect on its hidden-to-hidden matrix (Wan et al. 2013; AWD-LSTM §2, fastai
@@ -136,12 +146,30 @@ class WeightDroppedLstm(nn.Module):
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
 
     def forward(self, hidden_states: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], layout=None):
+        if _autocast_lstm_unsupported(hidden_states):
+            # CPU autocast sends LSTMs to oneDNN, which has no bf16/fp16 LSTM on CPUs without AVX-512: this layer runs
+            # in its weights' dtype instead (the other ops keep autocast's), rather than failing inside torch
+            dtype = self.lstm.weight_ih_l0.dtype
+            with torch.autocast("cpu", enabled=False):
+                return self.forward(hidden_states.to(dtype), (state[0].to(dtype), state[1].to(dtype)), layout)
         weight_hh = self.lstm.weight_hh_l0
         if self.training and self.weight_dropout > 0:
             weight_hh = F.dropout(weight_hh, p=self.weight_dropout, training=True)
-        if layout is not None:  # padded: every segment of the call shares the one dropped matrix
-            return layout.run(self, hidden_states, state, weight_hh)
-        return self._run(hidden_states, state, weight_hh)
+        if layout is None:
+            return self._run(hidden_states, state, weight_hh)
+        # Padded: segment by segment with the one dropped matrix; the state runs on undetached, as in one packed call
+        outputs = []
+        for start, end, packing in layout.segments:
+            inputs = hidden_states[:, start:end]
+            if packing is None:  # columns real in every row
+                output, state = self._run(inputs, state, weight_hh)
+            elif start == 0 and layout.holds_zero_state(state):
+                output, state = self._run_holding_zero(inputs, state, weight_hh, layout.leading_padding)
+            else:
+                output, new_state = self._run(packing.pack(inputs), state, weight_hh)
+                output, state = packing.unpack(output, state, new_state)
+            outputs.append(output)
+        return torch.cat(outputs, 1) if len(outputs) > 1 else outputs[0], state
 
     def _run(self, hidden_states, state: tuple[torch.Tensor, torch.Tensor], weight_hh: torch.Tensor):
         if isinstance(hidden_states, torch.Tensor) and hidden_states.size(1) == 1:
@@ -176,17 +204,19 @@ class WeightDroppedLstm(nn.Module):
         features = torch.cat([is_padding, is_padding.new_zeros(*is_padding.shape[:2], extra - 1)], dim=-1)
         inputs = torch.cat([hidden_states * (1 - is_padding), features], dim=-1)
         weights = [torch.cat([weight_ih, shift], dim=1), weight_hh, self.lstm.bias_ih_l0, self.lstm.bias_hh_l0]
-        output, h, c = torch.lstm(inputs, state, weights, True, 1, 0.0, self.training, False, True)
+        output, h, c = torch.lstm(inputs, state, weights, train=self.training, **_ONE_LAYER_LSTM)
         return output * (1 - is_padding), (h, c)
 
 
 # Gate pre-activation shift for padding in `_run_holding_zero`: sigmoid(+-1e4) is exactly 1 / 0 in float32 and bf16
 _GATE_SATURATION = 1e4
+# `torch.lstm`'s flags for `WeightDroppedLstm.lstm`, as `nn.LSTM` passes them: one batch-first layer, no dropout
+_ONE_LAYER_LSTM = {"has_biases": True, "num_layers": 1, "dropout": 0.0, "bidirectional": False, "batch_first": True}
 
 
 class _PackedSegment:
     """The columns of a padded batch that some rows pad: `pack` moves each row's real tokens to the front and packs
-    them, `unpack` puts the outputs back (zeros at padding)."""
+    them, `unpack` puts the outputs back (zeros at padding) and keeps the state of a row with no real token."""
 
     def __init__(self, mask: torch.Tensor):
         self.mask = mask  # (batch, seq) bool, one contiguous run of real tokens (or none) per row
@@ -205,27 +235,27 @@ class _PackedSegment:
         lengths = self.lengths.clamp(min=1).cpu()  # an all-padding row runs one step; its state is restored after
         return nn.utils.rnn.pack_padded_sequence(aligned, lengths, batch_first=True, enforce_sorted=False)
 
-    def unpack(self, packed: nn.utils.rnn.PackedSequence) -> torch.Tensor:
+    def unpack(self, packed: nn.utils.rnn.PackedSequence, state_before: tuple, state_after: tuple):
         aligned, _ = nn.utils.rnn.pad_packed_sequence(packed, batch_first=True, total_length=self.mask.size(1))
         index = self.scatter_index.unsqueeze(-1).expand(-1, -1, aligned.size(-1))
-        return aligned.gather(1, index) * self.mask.unsqueeze(-1).to(aligned.dtype)  # zeros at padding
+        output = aligned.gather(1, index) * self.mask.unsqueeze(-1).to(aligned.dtype)  # zeros at padding
+        keep = self.empty_rows[None, :, None]  # (1, batch, 1): a row with no real token here keeps its state
+        return output, tuple(torch.where(keep, old, new) for old, new in zip(state_before, state_after))
 
 
 class _PaddingLayout:
     """
-    Where the real tokens of a padded batch are. Each row of `attention_mask` must hold one contiguous run of ones
-    (left or right padding). The columns real in every row form one block in the middle; it takes the fused
-    sequence kernel. The padded columns before it take the fused kernel too when the rows that pad there start from
-    an all-zeros state (left padding at the start of a text: `WeightDroppedLstm._run_holding_zero`); otherwise the
-    padded columns take the exact (step-by-step) packed path. The state runs through the segments in order, without
-    detaching, so the result is that of one packed call.
+    Where the real tokens of a padded batch are; `WeightDroppedLstm.forward` reads it. Each row of `attention_mask`
+    must hold one contiguous run of ones (left or right padding). `segments` are `(start, end, packing)`: the block of
+    columns real in every row (`packing` None, the fused kernel) and the padded columns around it (`_PackedSegment`,
+    the exact packed path). `leading_padding` marks padding before each row's text, which takes the fused kernel
+    from an all-zeros state (`holds_zero_state`, `WeightDroppedLstm._run_holding_zero`).
     """
 
     def __init__(self, attention_mask: torch.Tensor):
-        mask = attention_mask.bool()  # (batch, seq)
-        lengths = mask.sum(dim=1)
-        starts = mask.int().argmax(dim=1)
-        positions = torch.arange(mask.size(1), device=mask.device)
+        mask, sequence_length = attention_mask.bool(), attention_mask.size(1)  # (batch, seq)
+        lengths, starts = mask.sum(dim=1), mask.int().argmax(dim=1)
+        positions = torch.arange(sequence_length, device=mask.device)
         expected = (positions >= starts[:, None]) & (positions < (starts + lengths)[:, None])
         if not torch.equal(expected, mask):
             raise ValueError(
@@ -233,7 +263,6 @@ class _PaddingLayout:
                 "got a row with padding between real tokens."
             )
         full = mask.all(dim=0).nonzero()  # every row's run covers these columns: they are one block
-        sequence_length = mask.size(1)
         first, last = (int(full[0]), int(full[-1]) + 1) if len(full) else (sequence_length, sequence_length)
         self.segments = [
             (start, end, None if plain else _PackedSegment(mask[:, start:end]))
@@ -242,28 +271,13 @@ class _PaddingLayout:
         ]
         # before a full block every row's run reaches into the block, so its padding there comes first; without a
         # full block, so it does when every run ends at the last column (left padding, some rows still all padding).
-        # There the zero-state shortcut may apply.
         left_padded = bool(((starts + lengths == sequence_length) | (lengths == 0)).all())
         self.leading_padding = ~mask[:, :first] if first > 0 and (first < sequence_length or left_padded) else None
 
-    def run(self, layer: "WeightDroppedLstm", hidden_states, state: tuple[torch.Tensor, torch.Tensor], weight_hh):
-        """Runs `layer` over the segments in turn (one dropped `weight_hh` for all); the batch's outputs and state."""
-        outputs = []
-        for start, end, packed in self.segments:
-            inputs = hidden_states[:, start:end]
-            if packed is None:
-                output, state = layer._run(inputs, state, weight_hh)
-            elif start == 0 and self.leading_padding is not None and self._pads_from_zero_state(state):
-                output, state = layer._run_holding_zero(inputs, state, weight_hh, self.leading_padding)
-            else:
-                output, new_state = layer._run(packed.pack(inputs), state, weight_hh)
-                output = packed.unpack(output)
-                keep = packed.empty_rows[None, :, None]  # a row with no real token here keeps the state it had
-                state = tuple(torch.where(keep, old, new) for old, new in zip(state, new_state))
-            outputs.append(output)
-        return torch.cat(outputs, 1) if len(outputs) > 1 else outputs[0], state
-
-    def _pads_from_zero_state(self, state: tuple[torch.Tensor, torch.Tensor]) -> bool:
+    def holds_zero_state(self, state: tuple[torch.Tensor, torch.Tensor]) -> bool:
+        """Whether the leading padding can run from zeros: there is some, and its rows have h = c = 0."""
+        if self.leading_padding is None:
+            return False
         rows = self.leading_padding.any(dim=1)  # (batch,) the rows that pad before their text
         return not any(bool(tensor[:, rows].any()) for tensor in state)
 
@@ -735,39 +749,48 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         groups.append(list(self.classifier.parameters()))
         return groups
 
-    def _encode_bpt3c(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """BPT3C: chunks of `bpt3c_chunk_size`, state carried; outputs of the last `bpt3c_max_length` tokens only."""
+    def _bpt3c_chunks(self, input_ids: torch.Tensor) -> list[tuple[int, int, int, bool]]:
+        """BPT3C's chunks (§3.3) as `_read_bpt3c` spans: `bpt3c_chunk_size` columns, pooled (and trained) if they start
+        in the last `bpt3c_max_length` columns (fastai's `sl - i <= max_len`)."""
+        batch_size, length = input_ids.shape
         chunk_size, max_length = self.config.bpt3c_chunk_size, self.config.bpt3c_max_length
-        sequence_length = input_ids.size(1)
-        starts = list(range(0, sequence_length, chunk_size))
-        kept = [sequence_length - start <= max_length for start in starts]  # fastai's `sl - i <= max_len`
-        state, outputs, masks = None, [], []
-        for start, end, keep in zip(starts, [*starts[1:], sequence_length], kept):
-            with torch.set_grad_enabled(keep and torch.is_grad_enabled()):
-                chunk = self.awd_lstm(
-                    input_ids[:, start:end], attention_mask=attention_mask[:, start:end], state=state
-                )
-            state = tuple((h.detach(), c.detach()) for h, c in chunk.state)  # fastai detaches between chunks too
-            if keep:
-                outputs.append(chunk.last_hidden_state)
-                masks.append(attention_mask[:, start:end])
+        starts = range(0, length, chunk_size)
+        return [(i, min(i + chunk_size, length), batch_size, length - i <= max_length) for i in starts]
+
+    def _read_bpt3c(self, input_ids: torch.Tensor, spans: list, attention_mask: torch.Tensor | None = None):
+        """BPT3C's reading loop, for training and inference: the encoder over `spans` `(start, end, rows, grad)` in
+        order, on the first `rows` documents (those that ended have left), the state carried and detached between spans
+        as fastai does between chunks; only `grad` spans build a graph. Yields the outputs, (rows, columns, emb)."""
+        state = None
+        for start, end, rows, grad in spans:
+            state = None if state is None else tuple((h[:rows].detach(), c[:rows].detach()) for h, c in state)
+            mask = None if attention_mask is None else attention_mask[:rows, start:end]
+            with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+                encoded = self.awd_lstm(input_ids[:rows, start:end], attention_mask=mask, state=state)
+            state = encoded.state
+            yield encoded.last_hidden_state
+
+    def _encode_bpt3c(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """BPT3C for training: the outputs of the pooled chunks (the last `bpt3c_max_length` tokens) and their mask."""
+        chunks = self._bpt3c_chunks(input_ids)
+        read = zip(chunks, self._read_bpt3c(input_ids, chunks, attention_mask))
+        outputs = [output for (*_, pooled), output in read if pooled]
+        masks = [attention_mask[:, start:end] for start, end, _, pooled in chunks if pooled]
         return torch.cat(outputs, 1), torch.cat(masks, 1)  # (batch, kept, embedding_size), (batch, kept)
 
     def _pool_for_inference(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """
         What `masked_concat_pool(*self._encode_bpt3c(...))` gives, for inference (no gradient, eval mode), reading
-        only the tokens that are there. The documents are read longest first with their real tokens at the front, in
-        segments of columns; a document leaves the batch after the segment where it ends (fastai's `real_bs`, which
-        lets documents join the batch, the other way round), so no padding runs through the LSTM except the few steps
-        after a text that ends inside a segment. Those come after its real tokens and cannot reach their outputs.
-        The state is carried exactly from segment to segment, and pooling is accumulated per segment over the same
-        window as in training: the last `sequence_length - first kept chunk start` tokens of each document. Memory
-        stays bounded by `bpt3c_max_length` columns whatever the length. Returns the pooled features in input order.
+        only the tokens that are there: the documents are read longest first, real tokens at the front, in segments of
+        columns (`_read_bpt3c` spans, the state carried exactly); a document leaves the batch after the segment where
+        it ends (fastai's `real_bs`, the other way round), so only the few steps after a text that ends inside a
+        segment run on padding, after its real tokens. Pooling is accumulated per segment over the training window
+        (the last `sequence_length - first pooled chunk start` tokens of each document), so memory stays bounded by
+        `bpt3c_max_length` columns whatever the length. Returns the pooled features in input order.
         """
-        chunk_size, max_length = self.config.bpt3c_chunk_size, self.config.bpt3c_max_length
-        sequence_length = input_ids.size(1)
-        first_kept = next((i for i in range(0, sequence_length, chunk_size) if sequence_length - i <= max_length), 0)
-        window = sequence_length - first_kept  # fastai's pooled chunks, as `_encode_bpt3c` keeps them
+        sequence_length, max_length = input_ids.size(1), self.config.bpt3c_max_length
+        first_pooled = next((start for start, *_, pooled in self._bpt3c_chunks(input_ids) if pooled), 0)
+        window = sequence_length - first_pooled  # fastai's pooled chunks, as `_encode_bpt3c` keeps them
 
         # 1. Longest document first, real tokens at the front (`forward` put them at the end)
         lengths = attention_mask.sum(1)
@@ -781,30 +804,22 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         # 2. Segments: blocks of columns, merged while the same documents are in them (up to `bpt3c_max_length`)
         lengths_list = lengths.tolist()
         block = min(self._INFERENCE_BLOCK, max_length)
-        segments = []  # (start, end, documents still being read)
+        segments = []  # (start, end, documents still being read, no graph)
         for start in range(0, lengths_list[0] if lengths_list else 0, block):
-            rows = sum(length > start for length in lengths_list)
-            end = min(start + block, lengths_list[0])
-            if segments and segments[-1][2] == rows and end - segments[-1][0] <= max_length:
-                segments[-1] = (segments[-1][0], end, rows)
-            else:
-                segments.append((start, end, rows))
+            rows, end = sum(length > start for length in lengths_list), min(start + block, lengths_list[0])
+            merge = segments and segments[-1][2] == rows and end - segments[-1][0] <= max_length
+            segments.append((segments.pop()[0] if merge else start, end, rows, False))
 
-        # 3. The LSTM stack segment by segment (dropouts are off in eval mode); pooling accumulated in float32
+        # 3. The encoder segment by segment (dropouts are off in eval mode); pooling accumulated in float32
         batch_size, size = input_ids.size(0), self.config.embedding_size
         weight = self.awd_lstm.embed_tokens.weight
         last = weight.new_zeros(batch_size, size, dtype=torch.float32)  # float32 under autocast too (bf16 outputs)
         total = weight.new_zeros(batch_size, size, dtype=torch.float32)
         maximum = weight.new_full((batch_size, size), float("-inf"), dtype=torch.float32)
-        states = [(h[None], c[None]) for h, c in self.awd_lstm.initial_state(batch_size)]  # (1, batch, size) each
-        for start, end, rows in segments:
-            hidden_states = self.awd_lstm.embed_tokens(input_ids[:rows, start:end])
-            for index, layer in enumerate(self.awd_lstm.layers):
-                h, c = states[index]
-                hidden_states, states[index] = layer(hidden_states, (h[:, :rows], c[:, :rows]))
+        for (start, end, rows, _), output in zip(segments, self._read_bpt3c(input_ids, segments)):
             columns = positions[None, start:end]  # (1, segment)
             pooled = (columns >= window_starts[:rows, None]) & (columns < lengths[:rows, None])  # (rows, segment)
-            output = hidden_states.float()
+            output = output.float()  # (rows, segment, embedding_size)
             segment_max = output.masked_fill(~pooled.unsqueeze(-1), float("-inf")).amax(1)
             maximum[:rows] = torch.maximum(maximum[:rows], segment_max)
             total[:rows] += (output * pooled.unsqueeze(-1)).sum(1)

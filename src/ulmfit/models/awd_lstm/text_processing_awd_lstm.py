@@ -10,7 +10,7 @@ ULMFiT / AWD-LSTM checkpoints trained with fastai expect their input tokenized e
 
 This module reproduces that pipeline without fastai or spaCy, because it is shipped as Hugging Face "remote
 code" next to converted checkpoints: it may only depend on the standard library (plus the generated rule
-tables in the sibling ``spacy_rules_awd_lstm`` module, see ``scripts/benchmarks/generate_spacy_rules.py``).
+tables in the sibling ``spacy_rules_awd_lstm`` module, see ``generate_spacy_rules.py`` beside it).
 ``scripts/benchmarks/bench_tokenizer.py`` compares it with fastai on IMDb reviews (identical output).
 
 The spaCy algorithm (``spacy/tokenizer.pyx``) reproduced here:

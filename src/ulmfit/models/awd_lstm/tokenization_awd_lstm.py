@@ -102,6 +102,8 @@ class AwdLstmTokenizer(TokenizersBackend):
     >>> from ulmfit import AwdLstmTokenizer
     >>> tokenizer = AwdLstmTokenizer.train(["The movie was GREAT!!!", "I didn't like it."], min_freq=1)
     >>> tokenizer.tokenize("The movie was GREAT!!!")
+    ['xxmaj', 'the', 'movie', 'was', 'xxup', 'great', 'xxrep', '3', '!']
+    >>> tokenizer.convert_ids_to_tokens(tokenizer("The movie was GREAT!!!").input_ids)  # encoding adds fastai's xxbos
     ['xxbos', 'xxmaj', 'the', 'movie', 'was', 'xxup', 'great', 'xxrep', '3', '!']
     ```
     """

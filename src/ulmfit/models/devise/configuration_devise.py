@@ -1,6 +1,6 @@
 """DeViSE configuration (Frome et al., NeurIPS 2013), with the defaults of fast.ai's 2018 `devise.ipynb`."""
 
-from transformers import PretrainedConfig
+from transformers import PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto import AutoConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -14,7 +14,7 @@ logger = logging.get_logger(__name__)
 LOSS_TYPES = ("cosine", "hinge_rank")
 
 
-def backbone_config_from_dict(config_dict: dict) -> PretrainedConfig:
+def backbone_config_from_dict(config_dict: dict) -> PreTrainedConfig:
     """
     The config class of a serialised vision config. EfficientNet-Lite is resolved here rather than through
     `AutoConfig`, so that a saved DeViSE model loads as remote code where this package is not installed.
@@ -30,7 +30,7 @@ def backbone_config_from_dict(config_dict: dict) -> PretrainedConfig:
     return CONFIG_MAPPING[model_type].from_dict(config_dict)
 
 
-def backbone_hidden_size(backbone_config: PretrainedConfig) -> int:
+def backbone_hidden_size(backbone_config: PreTrainedConfig) -> int:
     """Channels of the backbone's last feature map, read from its config (what the pooling and head are sized by)."""
     if getattr(backbone_config, "hidden_dim", None):  # EfficientNet, EfficientNet-Lite: the head convolution
         return backbone_config.hidden_dim
@@ -44,7 +44,7 @@ def backbone_hidden_size(backbone_config: PretrainedConfig) -> int:
     )
 
 
-class DeviseConfig(PretrainedConfig):
+class DeviseConfig(PreTrainedConfig):
     r"""
     Configuration of a DeViSE model ("Deep Visual-Semantic Embedding"): an image backbone whose pooled features a small
     head maps into a word-vector space, so that images can be labelled with, and searched by, any word with a vector.
@@ -54,7 +54,7 @@ class DeviseConfig(PretrainedConfig):
     `backbone` names a checkpoint whose config (and, with `use_pretrained_backbone`, weights) to use.
 
     Args:
-        backbone_config (`PretrainedConfig` or `dict`, *optional*):
+        backbone_config (`PreTrainedConfig` or `dict`, *optional*):
             Config of the image backbone: any transformers vision model whose output is a feature map (ResNet,
             ConvNext, RegNet, EfficientNet, ...) or a token sequence (ViT-style), or an [`EfficientNetLiteConfig`].
             Defaults to `ResNetConfig()` (ResNet-50, the notebook's body), or to the config of `backbone`.
@@ -96,60 +96,58 @@ class DeviseConfig(PretrainedConfig):
     >>> config = DeviseConfig(backbone_config=backbone, projection_dim=50, head_hidden_size=32)
     >>> model = DeviseModel(config)
     ```
+
+    Like every transformers 5 config this is a dataclass of the typed fields below, built from keyword arguments only;
+    unknown keys (`auto_map`, `custom_pipelines`, ...) are kept as attributes. `backbone_config` is resolved to a
+    config object in `__post_init__`. Impossible values raise a `ValueError` naming the field and the value, from
+    [`~DeviseConfig.validate_architecture`].
     """
 
     model_type = "devise"
     sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet")}
 
-    def __init__(
-        self,
-        backbone_config: PretrainedConfig | dict | None = None,
-        backbone: str | None = None,
-        use_pretrained_backbone: bool = False,
-        freeze_backbone: bool = False,
-        projection_dim: int = 300,
-        head_hidden_size: int = 1024,
-        pooled_dropout: float = 0.2,
-        hidden_dropout: float = 0.2,
-        loss_type: str = "cosine",
-        hinge_margin: float = 0.1,
-        logit_scale: float = 10.0,
-        vocab_size: int = 0,
-        **kwargs,
-    ):
-        # 1. The backbone: given, or read from `backbone`, or the notebook's ResNet-50
-        if backbone_config is None and backbone is not None:
-            backbone_config, _ = PretrainedConfig.get_config_dict(backbone)
-        if backbone_config is None:
-            backbone_config = CONFIG_MAPPING["resnet"]()
-        if isinstance(backbone_config, dict):
-            backbone_config = backbone_config_from_dict(backbone_config)
-        self.backbone_config = backbone_config
-        self.backbone = backbone
-        self.use_pretrained_backbone = use_pretrained_backbone
-        self.freeze_backbone = freeze_backbone
+    backbone_config: PreTrainedConfig | dict | None = None
+    backbone: str | None = None
+    use_pretrained_backbone: bool = False
+    freeze_backbone: bool = False
+    projection_dim: int = 300
+    head_hidden_size: int = 1024
+    pooled_dropout: float = 0.2
+    hidden_dropout: float = 0.2
+    loss_type: str = "cosine"
+    hinge_margin: float = 0.1
+    logit_scale: float = 10.0
+    vocab_size: int = 0
 
-        # 2. The head and the loss
-        self.projection_dim = projection_dim
-        self.head_hidden_size = head_hidden_size
-        self.pooled_dropout = pooled_dropout
-        self.hidden_dropout = hidden_dropout
-        self.loss_type = loss_type
-        self.hinge_margin = hinge_margin
-        self.logit_scale = logit_scale
-        self.vocab_size = vocab_size
-        # the label table is filled by `DeviseModel.set_label_embeddings`; a new config has no labels, not 2
-        if "id2label" not in kwargs and "num_labels" not in kwargs:
+    def __post_init__(self, **kwargs):
+        # 1. The backbone: given, or read from `backbone`, or the notebook's ResNet-50. Resolved before
+        # `super().__post_init__`, whose sub-config handling would look EfficientNet-Lite up in `AutoConfig`, which
+        # does not know it when the model is loaded as remote code.
+        if self.backbone_config is None and self.backbone is not None:
+            self.backbone_config, _ = PreTrainedConfig.get_config_dict(self.backbone)
+        if self.backbone_config is None:
+            self.backbone_config = CONFIG_MAPPING["resnet"]()
+        if isinstance(self.backbone_config, dict):
+            self.backbone_config = backbone_config_from_dict(self.backbone_config)
+        self._check_backbone_config()
+        # 2. The label table is filled by `DeviseModel.set_label_embeddings`; a new config has no labels, not 2
+        if self.id2label is None and "num_labels" not in kwargs:
             kwargs["num_labels"] = 0
-        super().__init__(**kwargs)
-        self._validate_devise()
+        super().__post_init__(**kwargs)
+        # Not `@strict`: its checks would raise huggingface_hub's StrictDataclass*Error rather than a ValueError, and
+        # its `float` fields reject ints (`hinge_margin=0`), so the hook runs here, unwrapped.
+        self.validate_architecture()
 
-    def _validate_devise(self):
-        """Reject values no DeViSE model can be built from, naming the field and the value."""
-        if not isinstance(self.backbone_config, PretrainedConfig):
+    def _check_backbone_config(self):
+        if not isinstance(self.backbone_config, PreTrainedConfig):
             raise ValueError(
                 f"`backbone_config` must be a transformers config or a dict, got {type(self.backbone_config)}."
             )
+
+    def validate_architecture(self):
+        """Reject values no DeViSE model can be built from, naming the field and the value."""
+        super().validate_architecture()
+        self._check_backbone_config()
         backbone_hidden_size(self.backbone_config)
         for name in ("projection_dim", "head_hidden_size"):
             value = getattr(self, name)

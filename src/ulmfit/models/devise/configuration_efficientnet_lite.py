@@ -1,13 +1,16 @@
 """EfficientNet-Lite configuration (Tan & Le 2019, arXiv:1905.11946; the "Lite" variants of the TF model garden)."""
 
-from transformers import PretrainedConfig
+from transformers import PreTrainedConfig
 from transformers.utils import logging
 
 
 logger = logging.get_logger(__name__)
 
+# The per-stage fields: lists of one length, one entry per stage.
+STAGE_FIELDS = ("kernel_sizes", "strides", "expand_ratios", "out_channels", "num_block_repeats")
 
-class EfficientNetLiteConfig(PretrainedConfig):
+
+class EfficientNetLiteConfig(PreTrainedConfig):
     r"""
     Configuration of an EfficientNet-Lite image model. The defaults are EfficientNet-Lite0: EfficientNet-B0's 16 MBConv
     blocks in 7 stages, without squeeze-and-excitation and with ReLU6 instead of swish (the changes Google made for
@@ -55,54 +58,48 @@ class EfficientNetLiteConfig(PretrainedConfig):
     ... )
     >>> model = EfficientNetLiteModel(tiny)
     ```
+
+    Like every transformers 5 config this is a dataclass of the typed fields below, built from keyword arguments only;
+    the per-stage lists may be given as tuples and are stored as lists. Impossible values raise a `ValueError` naming
+    the field and the value, from [`~EfficientNetLiteConfig.validate_architecture`].
     """
 
     model_type = "efficientnet_lite"
 
-    def __init__(
-        self,
-        num_channels: int = 3,
-        stem_channels: int = 32,
-        kernel_sizes: list[int] = (3, 3, 5, 3, 5, 5, 3),
-        strides: list[int] = (1, 2, 2, 2, 1, 2, 1),
-        expand_ratios: list[int] = (1, 6, 6, 6, 6, 6, 6),
-        out_channels: list[int] = (16, 24, 40, 80, 112, 192, 320),
-        num_block_repeats: list[int] = (1, 2, 2, 3, 3, 4, 1),
-        hidden_dim: int = 1280,
-        hidden_act: str = "relu6",
-        batch_norm_eps: float = 1e-3,
-        batch_norm_momentum: float = 0.01,
-        drop_connect_rate: float = 0.2,
-        dropout_rate: float = 0.2,
-        **kwargs,
-    ):
-        self.num_channels = num_channels
-        self.stem_channels = stem_channels
-        self.kernel_sizes = list(kernel_sizes)
-        self.strides = list(strides)
-        self.expand_ratios = list(expand_ratios)
-        self.out_channels = list(out_channels)
-        self.num_block_repeats = list(num_block_repeats)
-        self.hidden_dim = hidden_dim
-        self.hidden_act = hidden_act
-        self.batch_norm_eps = batch_norm_eps
-        self.batch_norm_momentum = batch_norm_momentum
-        self.drop_connect_rate = drop_connect_rate
-        self.dropout_rate = dropout_rate
-        super().__init__(**kwargs)
-        self._validate_efficientnet_lite()
+    num_channels: int = 3
+    stem_channels: int = 32
+    # tuples: a dataclass field cannot default to a (mutable) list; `__post_init__` stores lists
+    kernel_sizes: list[int] | tuple[int, ...] = (3, 3, 5, 3, 5, 5, 3)
+    strides: list[int] | tuple[int, ...] = (1, 2, 2, 2, 1, 2, 1)
+    expand_ratios: list[int] | tuple[int, ...] = (1, 6, 6, 6, 6, 6, 6)
+    out_channels: list[int] | tuple[int, ...] = (16, 24, 40, 80, 112, 192, 320)
+    num_block_repeats: list[int] | tuple[int, ...] = (1, 2, 2, 3, 3, 4, 1)
+    hidden_dim: int = 1280
+    hidden_act: str = "relu6"
+    batch_norm_eps: float = 1e-3
+    batch_norm_momentum: float = 0.01
+    drop_connect_rate: float = 0.2
+    dropout_rate: float = 0.2
 
-    def _validate_efficientnet_lite(self):
+    def __post_init__(self, **kwargs):
+        for name in STAGE_FIELDS:
+            setattr(self, name, list(getattr(self, name)))
+        super().__post_init__(**kwargs)
+        # Not `@strict`: its checks would raise huggingface_hub's StrictDataclass*Error rather than a ValueError, and
+        # its `float` fields reject ints (`drop_connect_rate=0`), so the hook runs here, unwrapped.
+        self.validate_architecture()
+
+    def validate_architecture(self):
         """Reject values no EfficientNet-Lite can be built from, naming the field and the value."""
+        super().validate_architecture()
         for name in ("num_channels", "stem_channels", "hidden_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        stages = ("kernel_sizes", "strides", "expand_ratios", "out_channels", "num_block_repeats")
-        lengths = {name: len(getattr(self, name)) for name in stages}
+        lengths = {name: len(getattr(self, name)) for name in STAGE_FIELDS}
         if len(set(lengths.values())) != 1 or not lengths["out_channels"]:
             raise ValueError(f"The per-stage lists must be non-empty and of one length, got lengths {lengths}.")
-        for name in stages:
+        for name in STAGE_FIELDS:
             values = getattr(self, name)
             if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
                 raise ValueError(f"`{name}` must hold positive integers, got {values!r}.")

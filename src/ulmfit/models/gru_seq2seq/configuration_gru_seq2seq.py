@@ -1,13 +1,13 @@
 """Configuration of the attention GRU encoder-decoder of fast.ai's 2018 `translate.ipynb` (lesson 11)."""
 
-from transformers import PretrainedConfig
+from transformers import PreTrainedConfig
 from transformers.utils import logging
 
 
 logger = logging.get_logger(__name__)
 
 
-class GruSeq2SeqConfig(PretrainedConfig):
+class GruSeq2SeqConfig(PreTrainedConfig):
     r"""
     Configuration of a GRU encoder-decoder with additive attention (Bahdanau, Cho & Bengio 2014, arXiv:1409.0473), the
     French -> English translator of fast.ai's 2018 course (`courses/dl2/translate.ipynb`, lesson 11). The defaults
@@ -67,52 +67,43 @@ class GruSeq2SeqConfig(PretrainedConfig):
     >>> config = GruSeq2SeqConfig(vocab_size=1000, decoder_vocab_size=800, embedding_size=32, hidden_size=24)
     >>> model = GruSeq2SeqForConditionalGeneration(config)
     ```
+
+    Like every transformers 5 config this is a dataclass of the typed fields below, built from keyword arguments only;
+    unknown keys (`auto_map`, `custom_pipelines`, ...) are kept as attributes. Impossible values raise a `ValueError`
+    naming the field and the value, from [`~GruSeq2SeqConfig.validate_architecture`] and
+    [`~GruSeq2SeqConfig.validate_token_ids`].
     """
 
     model_type = "gru_seq2seq"
 
-    def __init__(
-        self,
-        vocab_size: int = 24793,
-        decoder_vocab_size: int = 17573,
-        embedding_size: int = 300,
-        hidden_size: int = 256,
-        num_hidden_layers: int = 2,
-        input_dropout: float = 0.15,
-        encoder_dropout: float = 0.25,
-        hidden_dropout: float = 0.25,
-        decoder_dropout: float = 0.1,
-        output_dropout: float = 0.35,
-        tie_word_embeddings: bool = True,
-        initializer_range: float = 1.0,
-        pad_token_id: int = 1,
-        bos_token_id: int = 2,
-        eos_token_id: int = 3,
-        decoder_start_token_id: int = 2,
-        is_encoder_decoder: bool = True,
-        **kwargs,
-    ):
-        self.vocab_size = vocab_size
-        self.decoder_vocab_size = decoder_vocab_size
-        self.embedding_size = embedding_size
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.input_dropout = input_dropout
-        self.encoder_dropout = encoder_dropout
-        self.hidden_dropout = hidden_dropout
-        self.decoder_dropout = decoder_dropout
-        self.output_dropout = output_dropout
-        self.tie_word_embeddings = tie_word_embeddings
-        self.initializer_range = initializer_range
-        self.pad_token_id = pad_token_id
-        self.bos_token_id = bos_token_id
-        self.eos_token_id = eos_token_id
-        self.decoder_start_token_id = decoder_start_token_id
-        super().__init__(is_encoder_decoder=is_encoder_decoder, **kwargs)
-        self._validate_gru_seq2seq()
+    vocab_size: int = 24793
+    decoder_vocab_size: int = 17573
+    embedding_size: int = 300
+    hidden_size: int = 256
+    num_hidden_layers: int = 2
+    input_dropout: float = 0.15
+    encoder_dropout: float = 0.25
+    hidden_dropout: float = 0.25
+    decoder_dropout: float = 0.1
+    output_dropout: float = 0.35
+    tie_word_embeddings: bool = True
+    initializer_range: float = 1.0
+    pad_token_id: int = 1
+    bos_token_id: int = 2
+    eos_token_id: int = 3
+    decoder_start_token_id: int = 2
+    is_encoder_decoder: bool = True
 
-    def _validate_gru_seq2seq(self):
-        """Reject values no translator can be built from, naming the field and the value."""
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        # Not `@strict`: its checks would raise huggingface_hub's StrictDataclass*Error rather than a ValueError, and
+        # its `float` fields reject ints (`initializer_range=1`), so the hooks run here, unwrapped.
+        self.validate_architecture()
+        self.validate_token_ids()
+
+    def validate_architecture(self):
+        """Reject sizes and dropouts no translator can be built from, naming the field and the value."""
+        super().validate_architecture()
         if self.is_encoder_decoder is not True:
             raise ValueError(
                 f"GruSeq2Seq is an encoder-decoder: `is_encoder_decoder` must be True, got {self.is_encoder_decoder!r}"
@@ -128,7 +119,9 @@ class GruSeq2SeqConfig(PretrainedConfig):
         value = self.initializer_range
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"`initializer_range` must be a positive number, got {value!r}.")
-        # The special tokens exist in both vocabularies, at the same ids (fastai's fixed special tokens).
+
+    def validate_token_ids(self):
+        """The special tokens exist in both vocabularies, at the same ids (fastai's fixed special tokens)."""
         smallest = min(self.vocab_size, self.decoder_vocab_size)
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             value = getattr(self, name)

@@ -33,7 +33,6 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput, logging
 
 from .configuration_gru_seq2seq import GruSeq2SeqConfig
@@ -46,8 +45,6 @@ _AUTO_MAP = {
     "AutoModel": "modeling_gru_seq2seq.GruSeq2SeqModel",
     "AutoModelForSeq2SeqLM": "modeling_gru_seq2seq.GruSeq2SeqForConditionalGeneration",
 }
-# transformers 5 removed this task; a folder that names a pipeline for it in `custom_pipelines` gets it back.
-_TRANSLATION_TASK = "translation"
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -419,55 +416,15 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         return self.model.decoder if hasattr(self, "model") else self.decoder
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """
-        `PreTrainedModel.save_pretrained`. With remote code (importing `ulmfit` turns it on), the folder also gets
-        every head in `auto_map`, and the translator, when a translation pipeline is registered (importing `ulmfit`
-        registers `ulmfit.pipelines.translation.TranslationPipeline`), that pipeline's file and a `custom_pipelines`
-        entry in config.json, exactly as `Pipeline.save_pretrained` writes them: `pipeline("translation",
-        model=folder, trust_remote_code=True)` then works where `ulmfit` is not installed.
-        """
-        pipeline_class = None
+        """`PreTrainedModel.save_pretrained`; with remote code (`import ulmfit` turns it on), all heads in `auto_map`."""
         self._update_auto_map()
-        if self._auto_class is not None:
-            # only the translator gets the pipeline (the base model shares its config object)
-            pipeline_class = _registered_pipeline_class(_TRANSLATION_TASK) if self.can_generate() else None
-            custom_pipelines = dict(getattr(self.config, "custom_pipelines", None) or {})
-            if pipeline_class is not None:
-                custom_pipelines[_TRANSLATION_TASK] = {
-                    "impl": f"{pipeline_class.__module__.split('.')[-1]}.{pipeline_class.__name__}",
-                    "pt": ["AutoModelForSeq2SeqLM"],
-                }
-            elif custom_pipelines.pop(_TRANSLATION_TASK, None) is not None and self.can_generate():
-                # the pipeline file cannot be copied, so the folder must not name it
-                logger.warning(
-                    "No translation pipeline is registered (`import ulmfit` registers one), so the saved folder "
-                    "does not name one in `custom_pipelines`."
-                )
-            if custom_pipelines:
-                self.config.custom_pipelines = custom_pipelines
-            elif hasattr(self.config, "custom_pipelines"):
-                del self.config.custom_pipelines
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        if pipeline_class is not None and kwargs.get("is_main_process", True):
-            custom_object_save(pipeline_class, save_directory)
-        return result
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     # Copied from ulmfit.models.awd_lstm.modeling_awd_lstm.AwdLstmPreTrainedModel._update_auto_map
     def _update_auto_map(self):
         """With remote code, add this file's `_AUTO_MAP` to `config.auto_map` (entries already there win)."""
         if self._auto_class is not None:
             self.config.auto_map = {**_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
-
-
-def _registered_pipeline_class(task: str) -> type | None:
-    """The pipeline class registered for `task` in transformers' `PIPELINE_REGISTRY`, if it is defined outside it."""
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    registered = PIPELINE_REGISTRY.supported_tasks.get(task)
-    impl = None if registered is None else registered.get("impl")
-    if not isinstance(impl, type) or impl.__module__.startswith("transformers."):
-        return None
-    return impl
 
 
 class GruSeq2SeqModel(GruSeq2SeqPreTrainedModel):

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from ulmfit import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, GruSeq2SeqTokenizer
-from ulmfit.training.word_vectors import initialize_embeddings, load_word_vectors
+from ulmfit.training.translation import initialize_embeddings, load_word_vectors, teacher_forcing_ratio
 
 
 VECTORS = """5 3
@@ -85,3 +85,11 @@ def test_initialises_a_translators_tied_decoder_embedding(vector_file):
 def test_dimension_mismatch_is_a_clear_error(vector_file):
     with pytest.raises(ValueError, match="5 dimensions but the word vectors 3"):
         initialize_embeddings(nn.Embedding(4, 5), ["a", "b"], load_word_vectors(vector_file))
+
+
+def test_teacher_forcing_schedules():
+    ratio = teacher_forcing_ratio
+    assert [ratio(s, 10, "linear", 1.0, 0.0) for s in (0, 5, 10, 20)] == [1.0, 0.5, 0.0, 0.0]
+    assert ratio(5, 10, "exponential", 1.0, 0.25) == pytest.approx(0.5)
+    assert ratio(7, 10, "constant", 0.8, 0.0) == 0.8
+    assert ratio(5, 10, "linear", 1.0, 0.5) == 0.75  # course-v3's 1.0 -> 0.5

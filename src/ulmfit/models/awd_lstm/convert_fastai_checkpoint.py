@@ -1,4 +1,4 @@
-"""Convert fastai v2 AWD-LSTM checkpoints (language models, encoders, ULMFiT classifiers) into `ulmfit` folders.
+"""Convert fastai v2 AWD-LSTM checkpoints (language models, encoders, ULMFiT classifiers) into `ulmfit` models.
 
 fastai stores a model as a pickled PyTorch state dict; `ulmfit` stores safetensors, a config and a tokenizer that load
 with `from_pretrained`, pipelines and remote code. What can be converted, with the vocabulary that goes with it:
@@ -18,18 +18,22 @@ scalars) mapped to an inert placeholder and dropped, and the vocabulary through 
 
 The architecture (embedding and hidden sizes, layers, vocabulary size, tied decoder, the head's width and number of
 labels) is read from the tensor shapes. What a state dict does not record takes fastai's defaults, overridable with
-`config_overrides`: the dropouts (`awd_lstm_lm_config`, or `awd_lstm_clas_config` x `drop_mult=0.5` as
-`text_classifier_learner` applies it) and BPT3C's `seq_len=72` / `max_len=1440` (`bpt3c_chunk_size`,
-`bpt3c_max_length`). A classifier head with more than one hidden layer (`lin_ftrs` of two or more sizes), a
-bidirectional encoder or fastai's `y_range` cannot be represented and is refused or, for `y_range`, not detectable.
+`config_overrides`: the dropouts (`AwdLstmConfig.fastai_dropouts`: `awd_lstm_lm_config`, or `awd_lstm_clas_config`
+x `drop_mult=0.5` as `text_classifier_learner` applies it) and BPT3C's `seq_len=72` / `max_len=1440`
+(`bpt3c_chunk_size`, `bpt3c_max_length`). A classifier head with more than one hidden layer (`lin_ftrs` of two or
+more sizes), a bidirectional encoder or fastai's `y_range` cannot be represented and is refused or, for `y_range`,
+not detectable.
 
-    from ulmfit.convert_fastai import convert_fastai_checkpoint
+    from ulmfit.models.awd_lstm.convert_fastai_checkpoint import convert_fastai_checkpoint
 
     model, tokenizer = convert_fastai_checkpoint("models/clas.pth", "models/vocab.pkl", output_dir="imdb-classifier",
                                                  labels=["neg", "pos"])
 
-Converted models give fastai's outputs on the same token ids (eval mode) to float precision; the tests check it on
-checkpoints written by fastai itself (`tests/fixtures/fastai/`).
+Like transformers' `convert_*_checkpoint` files, this module is not imported by the package and writes no model card:
+`scripts/convert_fastai_checkpoint.py` runs it and adds the card, from the provenance in the returned
+[`FastaiConversion`] (file names, SHA-256, what was dropped or reordered). Converted models give fastai's outputs on
+the same token ids (eval mode) to float precision; the tests check it on checkpoints written by fastai itself
+(`tests/fixtures/fastai/`).
 """
 
 import builtins
@@ -37,50 +41,44 @@ import hashlib
 import io
 import pickle
 import re
-import shlex
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers.utils import logging
 
-from .model_card import FAMILY_TEXT, ModelCardInfo, render_model_card
-from .models.awd_lstm import (
-    AwdLstmConfig,
+from .configuration_awd_lstm import AwdLstmConfig
+from .modeling_awd_lstm import (
     AwdLstmForCausalLM,
     AwdLstmForSequenceClassification,
     AwdLstmModel,
     AwdLstmPreTrainedModel,
-    AwdLstmTokenizer,
 )
-from .models.awd_lstm.text_processing_awd_lstm import SPECIAL_TOKENS
+from .text_processing_awd_lstm import SPECIAL_TOKENS
+from .tokenization_awd_lstm import AwdLstmTokenizer
 
 
 logger = logging.get_logger(__name__)
 
-TASKS = ("lm", "classifier", "encoder")
-_MODEL_CLASSES = {"lm": AwdLstmForCausalLM, "classifier": AwdLstmForSequenceClassification, "encoder": AwdLstmModel}
-_TASK_NAMES = {
+# What each task is in fastai's words (for error messages and the card of a converted model)
+FASTAI_TASKS = {
     "lm": "language model (`language_model_learner`)",
     "classifier": "text classifier (`text_classifier_learner`)",
     "encoder": "encoder (`learn.save_encoder`)",
 }
+TASKS = tuple(FASTAI_TASKS)
+_MODEL_CLASSES = {"lm": AwdLstmForCausalLM, "classifier": AwdLstmForSequenceClassification, "encoder": AwdLstmModel}
 
 # fastai v1's order of the same nine special tokens, kept by vocabularies of that era (fastai v2 moved the case and
 # repetition markers): such a vocabulary is accepted, its first nine rows permuted into fastai v2's order.
 FASTAI_V1_SPECIAL_TOKENS = ["xxunk", "xxpad", "xxbos", "xxeos", "xxfld", "xxmaj", "xxup", "xxrep", "xxwrep"]
 
-# What a state dict does not record: fastai's defaults for the model it was trained as. An LM keeps
-# `awd_lstm_lm_config` (the AwdLstmConfig defaults); a classifier gets `awd_lstm_clas_config` x drop_mult 0.5.
-CLASSIFIER_DEFAULTS = {
-    "output_dropout": 0.2,
-    "hidden_dropout": 0.15,
-    "input_dropout": 0.2,
-    "embedding_dropout": 0.025,
-    "weight_dropout": 0.25,
-    "classifier_dropout": 0.1,
-}
+# `text_classifier_learner`'s default `drop_mult`; an LM keeps `awd_lstm_lm_config`, the AwdLstmConfig defaults, and a
+# classifier's `classifier_dropout` default (0.1) is fastai's `ps=[0.1]`
+CLASSIFIER_DROP_MULT = 0.5
 # Fields read from the tensor shapes, which `config_overrides` may not change
 _INFERRED_FIELDS = (
     "vocab_size",
@@ -399,7 +397,7 @@ def convert_fastai_state_dict(
         raise FastaiCheckpointError(f"`task` must be one of {TASKS}, got {task!r}.")
     if task != found and task != "encoder":
         raise FastaiCheckpointError(
-            f"{source} holds a fastai {_TASK_NAMES[found]}, not a {_TASK_NAMES[task]}. "
+            f"{source} holds a fastai {FASTAI_TASKS[found]}, not a {FASTAI_TASKS[task]}. "
             + (
                 "To start a classifier from a language model, convert it as `lm` and load the folder with "
                 "`AutoModelForSequenceClassification.from_pretrained(folder, num_labels=...)` (a new head)."
@@ -437,7 +435,7 @@ def convert_fastai_state_dict(
             architecture.update(sizes)
     if state:
         raise FastaiCheckpointError(
-            f"{source} has keys that a fastai AWD-LSTM {_TASK_NAMES[found]} does not: {sorted(state)[:5]} "
+            f"{source} has keys that a fastai AWD-LSTM {FASTAI_TASKS[found]} does not: {sorted(state)[:5]} "
             "(a bidirectional encoder, or another architecture, cannot be converted)."
         )
     return task, converted, architecture
@@ -489,6 +487,41 @@ def _tokenizer_vocabulary(tokens: list[str], vocab_size: int, source: str) -> tu
 # The conversion
 
 
+@dataclass(frozen=True)
+class FastaiConversion:
+    """
+    A converted fastai checkpoint and where it came from (what a model card of it needs). It unpacks as
+    `model, tokenizer = convert_fastai_checkpoint(...)`.
+
+    Args:
+        model: an `AwdLstmForCausalLM`, `AwdLstmForSequenceClassification` or `AwdLstmModel`, in eval mode.
+        tokenizer: an `AwdLstmTokenizer` whose ids are fastai's.
+        task: what was converted: `lm`, `classifier` or `encoder` (see `FASTAI_TASKS`).
+        checkpoint: the fastai `.pth` read.
+        checkpoint_sha256: its hex SHA-256.
+        vocab: the vocabulary file read, or None when the vocabulary was given as a list.
+        vocab_sha256: its hex SHA-256, or None when the vocabulary was given as a list.
+        optimizer_state_dropped: the checkpoint held an optimizer state (`learn.save(with_opt=True)`), not converted.
+        special_tokens_reordered: the vocabulary listed fastai v1's special tokens, moved to fastai v2's ids 0..8
+            (with their embedding rows).
+    """
+
+    model: AwdLstmPreTrainedModel
+    tokenizer: AwdLstmTokenizer
+    task: str
+    checkpoint: Path
+    checkpoint_sha256: str
+    vocab: Path | None
+    vocab_sha256: str | None
+    optimizer_state_dropped: bool
+    special_tokens_reordered: bool
+
+    def __iter__(self) -> Iterator[AwdLstmPreTrainedModel | AwdLstmTokenizer]:
+        """Yield the model, then the tokenizer: `model, tokenizer = convert_fastai_checkpoint(...)`."""
+        yield self.model
+        yield self.tokenizer
+
+
 def convert_fastai_checkpoint(
     checkpoint: str | Path,
     vocab: str | Path | list[str],
@@ -497,8 +530,7 @@ def convert_fastai_checkpoint(
     labels: list[str] | None = None,
     config_overrides: dict | None = None,
     backwards: bool = False,
-    model_id: str | None = None,
-) -> tuple[AwdLstmPreTrainedModel, AwdLstmTokenizer]:
+) -> FastaiConversion:
     """
     Convert a fastai v2 AWD-LSTM checkpoint and its vocabulary into an `ulmfit` model and tokenizer.
 
@@ -507,19 +539,20 @@ def convert_fastai_checkpoint(
             state, which is dropped), `learn.save_encoder`, or fastai's pretrained weights (`lstm_fwd.pth`).
         vocab: the model's vocabulary in id order: fastai's pickled list (`.pkl`), a text file with one token per
             line (`.txt`), or a list of str. Its length must be the embedding's number of rows.
-        output_dir: if given, the folder to write: safetensors weights, config, tokenizer (and remote code) and a
-            model card (README.md) naming the source files and their SHA-256.
+        output_dir: if given, the folder to write: safetensors weights, config and tokenizer (and remote code). No
+            model card: `scripts/convert_fastai_checkpoint.py` writes one from the returned provenance.
         task: `lm`, `classifier` or `encoder`; detected from the keys when omitted. `encoder` also extracts the
             encoder of a language model or classifier checkpoint.
         labels: the classifier's label names, in fastai's order (`dls.vocab[1]`); default `LABEL_0`, `LABEL_1`, ...
         config_overrides: `AwdLstmConfig` fields the state dict does not record, e.g. `{"bpt3c_chunk_size": 72,
             "bpt3c_max_length": 1440}` (fastai's `seq_len`, `max_len`) or dropouts for further training.
         backwards: the model reads text backwards (fastai's `backwards=True`); the tokenizer then reverses its ids.
-        model_id: the Hub id the model card's usage snippet names (default: the output folder's name).
 
     Returns:
-        `(model, tokenizer)`: an `AwdLstmForCausalLM`, `AwdLstmForSequenceClassification` or `AwdLstmModel` in eval
-        mode, and an `AwdLstmTokenizer` whose ids are fastai's.
+        A [`FastaiConversion`]: the model (an `AwdLstmForCausalLM`, `AwdLstmForSequenceClassification` or
+        `AwdLstmModel` in eval mode), the `AwdLstmTokenizer` whose ids are fastai's, and the provenance (task,
+        source files and their SHA-256, optimizer state dropped, special tokens reordered). It unpacks as
+        `model, tokenizer`.
 
     Raises:
         FastaiCheckpointError: a file that is not what it claims (not a torch file, a pickle that would run code,
@@ -528,7 +561,8 @@ def convert_fastai_checkpoint(
     checkpoint = Path(checkpoint)
     state_dict, has_optimizer = load_fastai_state_dict(checkpoint)
     task, converted, architecture = convert_fastai_state_dict(state_dict, task, source=checkpoint.name)
-    vocab_source = "the vocabulary" if isinstance(vocab, (list, tuple)) else Path(vocab).name
+    vocab_file = None if isinstance(vocab, (list, tuple)) else Path(vocab)
+    vocab_source = "the vocabulary" if vocab_file is None else vocab_file.name
     tokens, order = _tokenizer_vocabulary(load_fastai_vocab(vocab), architecture["vocab_size"], vocab_source)
     if order is not None:
         for name in ("awd_lstm.embed_tokens.weight", "lm_head.weight", "lm_head.bias"):
@@ -538,7 +572,7 @@ def convert_fastai_checkpoint(
     # 1. Config: the shapes, fastai's defaults for what they do not record, then the caller's overrides
     settings = dict(architecture)
     if task == "classifier":
-        settings.update(CLASSIFIER_DEFAULTS)
+        settings.update(AwdLstmConfig.fastai_dropouts("classifier", drop_mult=CLASSIFIER_DROP_MULT))
         if labels is not None:
             labels = list(labels)
             if len(labels) != architecture["num_labels"]:
@@ -572,105 +606,28 @@ def convert_fastai_checkpoint(
         model.generation_config.suppress_tokens = tokenizer.suppress_token_ids  # fastai's predict(no_unk=True)
 
     if output_dir is not None:
-        output_dir = Path(output_dir)
         model.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
-        card = _model_card(
-            model,
-            task,
-            model_id=model_id or output_dir.name,
-            checkpoint=checkpoint,
-            vocab=vocab,
-            has_optimizer=has_optimizer,
-            permuted=order is not None,
-            command=_command(checkpoint, vocab, output_dir, task, labels, overrides, backwards),
-        )
-        card.save(output_dir / "README.md")
-    return model, tokenizer
-
-
-def _command(checkpoint, vocab, output_dir, task, labels, overrides, backwards) -> str:
-    """The command line of `scripts/convert_fastai_checkpoint.py` that makes the same folder."""
-    parts = ["python", "scripts/convert_fastai_checkpoint.py", "--checkpoint", Path(checkpoint).name]
-    parts += ["--vocab", Path(vocab).name if not isinstance(vocab, (list, tuple)) else "vocab.txt"]
-    parts += ["--output_dir", Path(output_dir).name, "--task", task]
-    if labels:
-        parts += ["--labels", ",".join(labels)]
-    if overrides:
-        parts += ["--config_overrides", ",".join(f"{name}={value}" for name, value in overrides.items())]
-    if backwards:
-        parts.append("--backwards")
-    return " ".join(shlex.quote(part) for part in parts)
-
-
-_ENCODER_USAGE = """from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{model_id}", trust_remote_code=True)
-encoder = AutoModel.from_pretrained("{model_id}", trust_remote_code=True)
-hidden_states = encoder(**tokenizer(["A great film."], return_tensors="pt")).last_hidden_state
-# fastai's `learn.load_encoder`: a ULMFiT classifier on this encoder, with a new head to train
-classifier = AutoModelForSequenceClassification.from_pretrained("{model_id}", num_labels=2, trust_remote_code=True)"""
-
-
-def _model_card(model, task: str, model_id: str, checkpoint: Path, vocab, has_optimizer, permuted, command):
-    """The card of a converted model: where it came from (files, SHA-256, fastai task) and how to load it."""
-    family = "awd_lstm_classifier" if task == "classifier" else "awd_lstm_lm"
-    vocab_line = (
-        "a vocabulary given as a list"
-        if isinstance(vocab, (list, tuple))
-        else f"`{Path(vocab).name}` (sha256 `{file_sha256(vocab)}`)"
+    # 4. Provenance, for whoever writes a card: which bytes were converted, and what was left out or moved
+    return FastaiConversion(
+        model=model,
+        tokenizer=tokenizer,
+        task=task,
+        checkpoint=checkpoint,
+        checkpoint_sha256=file_sha256(checkpoint),
+        vocab=vocab_file,
+        vocab_sha256=None if vocab_file is None else file_sha256(vocab_file),
+        optimizer_state_dropped=has_optimizer,
+        special_tokens_reordered=order is not None,
     )
-    description = (
-        f"An AWD-LSTM {_TASK_NAMES[task]} trained with fastai and converted to 🤗 transformers by `ulmfit`: "
-        f"weights from `{checkpoint.name}` (sha256 `{file_sha256(checkpoint)}`"
-        + (", the optimizer state dropped" if has_optimizer else "")
-        + f"), vocabulary from {vocab_line}. Token ids are fastai's"
-        + (" (the nine special tokens moved from fastai v1's order to v2's)" if permuted else "")
-        + ", and in eval mode the model gives fastai's outputs on the same ids. Dropouts and BPT3C settings, which a "
-        "fastai checkpoint does not record, are fastai's defaults unless the command below overrides them."
-    )
-    config = model.config
-    hyperparameters = {
-        "fastai task": _TASK_NAMES[task],
-        "source checkpoint": checkpoint.name,
-        "source sha256": file_sha256(checkpoint),
-        "vocab_size": config.vocab_size,
-        "embedding_size": config.embedding_size,
-        "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_hidden_layers,
-    }
-    if task == "lm":
-        hyperparameters["tie_word_embeddings"] = config.tie_word_embeddings
-    if task == "classifier":
-        hyperparameters.update(
-            classifier_hidden_size=config.classifier_hidden_size,
-            labels=", ".join(config.id2label[index] for index in range(config.num_labels)),
-            bpt3c_chunk_size=config.bpt3c_chunk_size,
-            bpt3c_max_length=config.bpt3c_max_length,
-        )
-    pipeline_tag = {"lm": "text-generation", "classifier": "text-classification"}.get(task, "feature-extraction")
-    card = render_model_card(
-        ModelCardInfo(
-            model_id=model_id,
-            family=family,
-            model_class=type(model).__name__,
-            description=description,
-            tags=["ulmfit", "awd-lstm", "fastai"],
-            pipeline_tag=pipeline_tag,
-            task_type=pipeline_tag,
-            training_command=command,
-            hyperparameters=hyperparameters,
-        )
-    )
-    if task == "encoder":  # no card family for a bare encoder: swap the text-generation snippet for the right one
-        card.text = card.text.replace(
-            FAMILY_TEXT[family]["usage"].format(model_id=model_id), _ENCODER_USAGE.format(model_id=model_id)
-        )
-    return card
 
 
 __all__ = [
+    "FASTAI_TASKS",
+    "FASTAI_V1_SPECIAL_TOKENS",
+    "TASKS",
     "FastaiCheckpointError",
+    "FastaiConversion",
     "convert_fastai_checkpoint",
     "convert_fastai_state_dict",
     "detect_task",

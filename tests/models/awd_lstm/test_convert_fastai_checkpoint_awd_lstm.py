@@ -1,5 +1,7 @@
+import ast
 import os
 import pickle
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -10,10 +12,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-from ulmfit import AwdLstmForCausalLM, AwdLstmForSequenceClassification, AwdLstmModel
-from ulmfit.convert_fastai import (
+from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmForSequenceClassification, AwdLstmModel
+from ulmfit.models.awd_lstm import convert_fastai_checkpoint as converter_module
+from ulmfit.models.awd_lstm.convert_fastai_checkpoint import (
     FASTAI_V1_SPECIAL_TOKENS,
     FastaiCheckpointError,
+    FastaiConversion,
     convert_fastai_checkpoint,
     file_sha256,
     load_fastai_state_dict,
@@ -21,7 +25,7 @@ from ulmfit.convert_fastai import (
 )
 
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "fastai"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "fastai"
 TOLERANCE = 1e-5
 # the classifier fixture was trained with text_classifier_learner(seq_len=8, max_len=24)
 SMALL_BPT3C = {"bpt3c_chunk_size": 8, "bpt3c_max_length": 24}
@@ -125,6 +129,21 @@ def test_config_is_read_from_the_shapes():
     assert classifier.classifier.norm_in.num_batches_tracked > 0  # fastai's BatchNorm statistics came along
 
 
+def test_classifier_dropouts_are_text_classifier_learners():
+    # awd_lstm_clas_config x drop_mult 0.5, from the config's preset; classifier_dropout is fastai's ps=[0.1]
+    expected = {
+        "output_dropout": 0.2,
+        "hidden_dropout": 0.15,
+        "input_dropout": 0.2,
+        "embedding_dropout": 0.025,
+        "weight_dropout": 0.25,
+    }
+    assert AwdLstmConfig.fastai_dropouts("classifier", drop_mult=0.5) == expected
+    classifier, _ = convert_fastai_checkpoint(FIXTURES / "clas.pth", FIXTURES / "vocab.pkl")
+    assert {name: getattr(classifier.config, name) for name in expected} == expected
+    assert classifier.config.classifier_dropout == 0.1
+
+
 # --- tokenizer -------------------------------------------------------------------------------------------------------
 
 
@@ -147,11 +166,49 @@ def test_fastai_v1_special_token_order_is_moved_to_v2_ids(tmp_path, fastai_vocab
     for name in ("0.encoder.weight", "0.encoder_dp.emb.weight", "1.decoder.weight", "1.decoder.bias"):
         state[name] = state[name][v1_order]
     torch.save(state, tmp_path / "v1.pth")
-    model, tokenizer = convert_fastai_checkpoint(tmp_path / "v1.pth", [fastai_vocab[i] for i in v1_order])
+    conversion = convert_fastai_checkpoint(tmp_path / "v1.pth", [fastai_vocab[i] for i in v1_order])
+    model, tokenizer = conversion
     assert tokenizer.convert_ids_to_tokens(list(range(9))) == fastai_vocab[:9]
     with torch.no_grad():
         logits = model(fastai_outputs["lm_input_ids"]).logits
     assert max_difference(logits, fastai_outputs["lm_no_opt_logits"]) <= TOLERANCE
+    assert conversion.special_tokens_reordered and conversion.vocab is None and conversion.vocab_sha256 is None
+
+
+# --- provenance ------------------------------------------------------------------------------------------------------
+
+
+def test_conversion_records_its_sources_and_unpacks_as_model_and_tokenizer():
+    conversion = convert_fastai_checkpoint(FIXTURES / "lm.pth", FIXTURES / "vocab.pkl")
+    assert isinstance(conversion, FastaiConversion) and conversion.task == "lm"
+    assert conversion.checkpoint == FIXTURES / "lm.pth" and conversion.vocab == FIXTURES / "vocab.pkl"
+    assert conversion.checkpoint_sha256 == file_sha256(FIXTURES / "lm.pth")
+    assert conversion.vocab_sha256 == file_sha256(FIXTURES / "vocab.pkl")
+    assert conversion.optimizer_state_dropped and not conversion.special_tokens_reordered
+    model, tokenizer = conversion
+    assert model is conversion.model and tokenizer is conversion.tokenizer
+    bare = convert_fastai_checkpoint(FIXTURES / "lm_no_opt.pth", FIXTURES / "vocab.pkl")
+    assert not bare.optimizer_state_dropped
+
+
+def test_importing_ulmfit_does_not_import_the_converter():
+    code = "import sys, ulmfit; print('ulmfit.models.awd_lstm.convert_fastai_checkpoint' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_converter_imports_only_torch_transformers_and_its_siblings():
+    # a checkpoint converter in a model folder, as in transformers: no card, pipeline or package-level imports
+    tree = ast.parse(Path(converter_module.__file__).read_text(encoding="utf-8"))
+    siblings = {path.stem for path in Path(converter_module.__file__).parent.glob("*.py")}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots = [alias.name.split(".")[0] for alias in node.names]
+            assert all(root in sys.stdlib_module_names | {"torch", "transformers"} for root in roots), roots
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            assert node.module.split(".")[0] in sys.stdlib_module_names | {"torch", "transformers"}, node.module
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 1 and node.module in siblings, (node.level, node.module)
 
 
 # --- saved folders ---------------------------------------------------------------------------------------------------
@@ -166,10 +223,7 @@ def test_saved_language_model_folder(tmp_path, fastai_outputs):
         logits = model(fastai_outputs["lm_input_ids"]).logits
     assert max_difference(logits, fastai_outputs["lm_logits"]) <= TOLERANCE
     assert set(model.generation_config.suppress_tokens) == {0, 1, 35, 36, 37, 38, 39}  # xxunk, xxpad, xxfake*
-    card = (folder / "README.md").read_text()
-    assert file_sha256(FIXTURES / "lm.pth") in card and file_sha256(FIXTURES / "vocab.pkl") in card
-    assert "`lm.pth`" in card and "language model (`language_model_learner`)" in card
-    assert "optimizer state dropped" in card and "pipeline_tag: text-generation" in card
+    assert not (folder / "README.md").exists()  # the card is scripts/convert_fastai_checkpoint.py's
     generated = model.generate(fastai_outputs["lm_input_ids"][:1, :3], max_new_tokens=4, do_sample=False)
     assert generated.shape == (1, 7)
 
@@ -185,8 +239,6 @@ def test_saved_classifier_folder_runs_in_the_pipeline(tmp_path):
     )
     results = pipeline("text-classification", model=str(folder))(["A great film, I loved it.", "Bad and boring."])
     assert {result["label"] for result in results} <= {"neg", "pos"}
-    card = (folder / "README.md").read_text()
-    assert "pipeline_tag: text-classification" in card and "| labels | neg, pos |" in card
 
 
 def test_encoder_folder_starts_a_ulmfit_classifier(tmp_path):
@@ -196,8 +248,6 @@ def test_encoder_folder_starts_a_ulmfit_classifier(tmp_path):
     classifier = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=3)  # fastai's load_encoder
     for name, tensor in encoder.state_dict().items():
         assert torch.equal(classifier.awd_lstm.state_dict()[name], tensor)
-    card = (folder / "README.md").read_text()
-    assert "AutoModel.from_pretrained" in card and 'pipeline("text-generation"' not in card
 
 
 # --- files that are not what they claim ------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""Pretrained word vectors for a model's embeddings (the translate notebook's `create_emb`).
+"""The translator's training helpers (fast.ai 2018, lesson 11, `translate.ipynb`): pretrained word vectors for its
+embeddings, and the teacher-forcing schedule.
 
-The 2018 notebook starts both translator embeddings from fastText vectors: each vocabulary word with a vector gets it
+The notebook starts both translator embeddings from fastText vectors: each vocabulary word with a vector gets it
 (times 3, to match `nn.Embedding`'s N(0, 1) scale), the others keep their random initialisation. `load_word_vectors`
 reads the word2vec / fastText text format, and `initialize_embeddings` copies the vectors into an embedding for a
-tokenizer vocabulary and reports how much of the vocabulary they cover.
+tokenizer vocabulary and reports how much of the vocabulary they cover. `teacher_forcing_ratio` is the probability of
+feeding the gold previous word at a training step (the notebook's `pr_force`), decaying over training.
 """
 
 import os
@@ -171,4 +173,31 @@ def initialize_embeddings(
     return VectorCoverage(coverage=len(rows) / total if total else 0.0, found=len(rows), total=total, missing=missing)
 
 
-__all__ = ["VectorCoverage", "WordVectors", "initialize_embeddings", "load_word_vectors"]
+# ---------------------------------------------------------------------------------------------------------------------
+# Teacher forcing
+
+TEACHER_FORCING_SCHEDULES = ("linear", "exponential", "constant")
+
+
+def teacher_forcing_ratio(step: int, decay_steps: int, schedule: str, start: float, end: float) -> float:
+    """
+    The probability of feeding the gold previous word at optimizer step `step` (the notebook's `pr_force`, which fell
+    linearly from 1 to 0 over 10 epochs): `linear` or `exponential` (geometric) from `start` to `end` over
+    `decay_steps`, then `end`; `constant` stays at `start`.
+    """
+    progress = min(1.0, step / max(1, decay_steps))
+    if schedule == "linear":
+        return start + (end - start) * progress
+    if schedule == "exponential":
+        return start * (end / start) ** progress
+    return start
+
+
+__all__ = [
+    "TEACHER_FORCING_SCHEDULES",
+    "VectorCoverage",
+    "WordVectors",
+    "initialize_embeddings",
+    "load_word_vectors",
+    "teacher_forcing_ratio",
+]

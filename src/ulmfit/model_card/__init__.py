@@ -1,0 +1,214 @@
+"""Model cards for the models this package trains and converts: metadata, results, the exact command, citations.
+
+A card has two authors. Each model family supplies what every card of its models says: a [`FamilyCard`] (prose,
+usage snippet, model class, pipeline tag, tags, citations), kept beside the others of its family in
+`ulmfit.model_card.<family>` (`awd_lstm`, `gru_seq2seq`, `devise`), as setfit keeps its card data with the model. A
+training or conversion script supplies what it knows about one run: a [`ModelCardInfo`] (data, metrics, command,
+hyperparameters, log). `render_model_card` turns both into a `huggingface_hub.ModelCard` (YAML metadata with a
+`model-index` of the measured metrics, then the prose of `template.md`, shipped as package data). It renders offline;
+`push_model_card_last` uploads it after the weights (see its docstring for why).
+"""
+
+import dataclasses
+import platform
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import metadata, resources
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+
+@dataclass(frozen=True)
+class FamilyCard:
+    """
+    What every card of one model family says, whoever trained the model.
+
+    Args:
+        architecture: one line naming the architecture and its paper.
+        description: the card's opening paragraph (a run may replace it with `ModelCardInfo.description`).
+        intended_use: what the model is for.
+        limitations: what it cannot do, and its biases.
+        usage: a Python snippet that loads and uses the model; `{model_id}` stands for the repo id.
+        model_class: the transformers class the weights load into, e.g. `AwdLstmForCausalLM`.
+        pipeline_tag: the Hub's pipeline tag (also the task of the `model-index` results).
+        tags: the Hub tags.
+        citations: BibTeX entries, the family's papers first.
+    """
+
+    architecture: str
+    description: str
+    intended_use: str
+    limitations: str
+    usage: str
+    model_class: str
+    pipeline_tag: str
+    tags: tuple[str, ...] = ("ulmfit", "fastai")
+    citations: tuple[str, ...] = ()
+
+    def replace(self, **changes) -> "FamilyCard":
+        """A variant of this card (e.g. the backward model of a family), with `changes` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class ModelCardInfo:
+    """What a card says about one trained model, besides its family's text. Fields left empty are left out."""
+
+    model_id: str
+    family: FamilyCard
+    description: str = ""
+    base_model: str | None = None
+    language: str | list[str] = "en"
+    license: str = "apache-2.0"
+    datasets: list[str] = field(default_factory=list)
+    datasets_description: str = ""
+    dataset_name: str = ""
+    dataset_type: str = ""
+    dataset_split: str = "validation"
+    # metric name -> value, e.g. {"perplexity": 49.8, "accuracy": 0.312}
+    metrics: dict[str, float] = field(default_factory=dict)
+    training_command: str = ""
+    hyperparameters: dict[str, object] = field(default_factory=dict)
+    # rows of the training log, e.g. [{"epoch": 1, "train_loss": 4.2, "valid_loss": 4.1, ...}]
+    training_log: list[dict] = field(default_factory=list)
+    extra_citations: list[str] = field(default_factory=list)
+
+
+def _markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_format(row.get(column, "")) for column in columns) + " |")
+    return "\n".join(lines)
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _versions() -> list[dict]:
+    """The versions of the libraries that made the model, as installed."""
+    libraries = ("ulmfit", "transformers", "torch", "tokenizers", "datasets")
+    rows = [{"library": name, "version": _installed_version(name)} for name in libraries]
+    return [*rows, {"library": "python", "version": platform.python_version()}]
+
+
+def _installed_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:  # e.g. ulmfit run from a source tree that is not installed
+        return "not installed"
+
+
+def render_model_card(info: ModelCardInfo) -> ModelCard:
+    """The card of one trained model, rendered offline from the shipped template."""
+    family = info.family
+    eval_results = [
+        EvalResult(
+            task_type=family.pipeline_tag,
+            dataset_type=info.dataset_type or info.dataset_name or "custom",
+            dataset_name=info.dataset_name or info.dataset_type or "custom",
+            dataset_split=info.dataset_split,
+            metric_type=name,
+            metric_name=name,
+            metric_value=float(value),
+        )
+        for name, value in info.metrics.items()
+    ]
+    card_data = ModelCardData(
+        language=info.language,
+        license=info.license,
+        library_name="transformers",
+        pipeline_tag=family.pipeline_tag,
+        tags=list(family.tags),
+        datasets=info.datasets or None,
+        base_model=info.base_model,
+        model_name=info.model_id,
+        eval_results=eval_results or None,
+    )
+    results = [{"split": info.dataset_split, "metric": name, "value": value} for name, value in info.metrics.items()]
+    hyperparameters = [{"name": name, "value": value} for name, value in info.hyperparameters.items()]
+    citations = [*family.citations, *info.extra_citations]
+    template = resources.files(__package__) / "template.md"
+    return ModelCard.from_template(
+        card_data,
+        template_str=template.read_text(encoding="utf-8"),
+        model_name=info.model_id.split("/")[-1],
+        model_description=info.description or family.description,
+        architecture=family.architecture,
+        model_class=f"`{family.model_class}`",
+        base_model=info.base_model,
+        datasets_description=info.datasets_description,
+        usage_snippet=family.usage.format(model_id=info.model_id),
+        results_table=_markdown_table(results),
+        intended_use=family.intended_use,
+        limitations=family.limitations,
+        training_command=info.training_command,
+        hyperparameters_table=_markdown_table(hyperparameters),
+        training_log_table=_markdown_table(info.training_log),
+        versions_table=_markdown_table(_versions()),
+        citations=citations,
+    )
+
+
+def push_model_card_last(card: ModelCard, repo_id: str, token: str | None = None) -> None:
+    """
+    Upload the card as the repo's README.md, after the weights: `PreTrainedModel.push_to_hub` rewrites README.md from
+    the remote copy, so a card pushed earlier would be overwritten by a generic one.
+    """
+    from huggingface_hub import HfApi
+
+    HfApi(token=token).upload_file(
+        path_or_fileobj=str(card).encode("utf-8"),
+        path_in_repo="README.md",
+        repo_id=repo_id,
+        commit_message="Add model card",
+    )
+
+
+# what a training run writes beside the model and never uploads: resumable checkpoints, half-written files
+CHECKPOINT_PATTERNS = ("step_*", "epoch_*", "*.tmp")
+
+
+def push_folder_then_card(
+    output_dir, card: ModelCard, repo_id: str, token: str | None = None, ignore_patterns=CHECKPOINT_PATTERNS
+) -> None:
+    """Create the Hub repo, upload the output folder in one commit (without `ignore_patterns`), then the card last."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(
+        folder_path=str(output_dir),
+        repo_id=repo_id,
+        commit_message="Upload model",
+        ignore_patterns=[*ignore_patterns, "README.md"],
+    )
+    push_model_card_last(card, repo_id, token=token)
+
+
+def script_command() -> str:
+    """The command line that started this script, shell-quoted, for the card's "how it was made"."""
+    return " ".join(shlex.quote(part) for part in ["python", *sys.argv])
+
+
+def script_hyperparameters(args) -> dict:
+    """A training script's arguments as the card's hyperparameter table (unset ones and the token left out)."""
+    return {name: value for name, value in asdict(args).items() if value is not None and name != "hub_token"}
+
+
+__all__ = [
+    "CHECKPOINT_PATTERNS",
+    "FamilyCard",
+    "ModelCardInfo",
+    "push_folder_then_card",
+    "push_model_card_last",
+    "render_model_card",
+    "script_command",
+    "script_hyperparameters",
+]
