@@ -31,7 +31,7 @@ index=output_dir + "/validation_index.safetensors")` load it.
     python scripts/train_devise.py --train_file train.parquet --validation_file test.parquet \\
         --class_names classes.txt --word_vectors glove.6B.50d.txt \\
         --backbone_checkpoint checkpoints/efficientnet-lite0 --unseen_classes "tabby,lemon" \\
-        --precompute --cache_dir runs/features --output_dir runs/devise
+        --precompute --cache_dir runs/features --output_dir runs/devise --cpu
     # one GPU, a Hub dataset, the whole network fine-tuned (or several GPUs: accelerate launch --mixed_precision bf16)
     python scripts/train_devise.py --dataset_name cifar100 --image_column img --label_column fine_label \\
         --word_vectors wiki.en.vec --backbone_checkpoint microsoft/resnet-50 --unseen_classes unseen.txt \\

@@ -10,8 +10,8 @@ ULMFiT: `--frozen_epochs` with only the embedding/decoder training, then everyth
 the mean embedding (fastai's `match_embeds`); `--drop_mult` sets fastai's dropouts times a factor, as
 `language_model_learner(..., drop_mult=...)` does.
 
-    # CPU smoke run on a text file
-    python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny \\
+    # CPU smoke run on a text file (`--cpu` keeps it there even when a GPU is available)
+    python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny --cpu \\
         --config_overrides "embedding_size=64,hidden_size=128,num_hidden_layers=2" --max_train_steps 50
     # the learning-rate finder (writes lr_find.png and prints a suggestion)
     python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny --find_lr

@@ -5,7 +5,7 @@ detached) from one window to the next, as in training. Each framework uses its o
 fastai's `get_language_model(AWD_LSTM, ...)` + fastai's `Adam` (what `language_model_learner` builds), ulmfit's
 `AwdLstmForCausalLM` + `torch.optim.AdamW`. Each measurement runs in a fresh subprocess, so its peak memory (resident
 set, above the process's size before the model is built) is its own; implementations alternate and the median is
-reported. Runs in the fastai anchor venv with transformers installed (see the README's benchmark section):
+reported. Runs in the fastai anchor venv with transformers installed (see `scripts/benchmarks/README.md`):
 
     /tmp/fastai-env/bin/python scripts/benchmarks/bench_lm_training_step.py              # fastai defaults, CPU
     /tmp/fastai-env/bin/python scripts/benchmarks/bench_lm_training_step.py --device cuda --bf16

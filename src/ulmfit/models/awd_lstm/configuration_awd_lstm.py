@@ -187,8 +187,8 @@ class AwdLstmConfig(PreTrainedConfig):
                 raise ValueError(f"`{name}` must be a non-negative number, got {value!r}.")
 
     def validate_token_ids(self):
-        """The special tokens must be ids of the vocabulary (transformers only warns; an AWD-LSTM would index out of
-        its embedding)."""
+        """Reject special-token ids outside the vocabulary (transformers only warns; the embedding would be indexed
+        out of range)."""
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < self.vocab_size:

@@ -416,7 +416,7 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         return self.model.decoder if hasattr(self, "model") else self.decoder
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained`; with remote code (`import ulmfit` turns it on), all heads in `auto_map`."""
+        """`PreTrainedModel.save_pretrained`; with remote code on (`import ulmfit`), every head in `auto_map`."""
         self._update_auto_map()
         return super().save_pretrained(save_directory, *args, **kwargs)
 
