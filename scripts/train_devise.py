@@ -38,31 +38,31 @@ index=output_dir + "/validation_index.safetensors")` load it.
         --per_device_train_batch_size 128 --learning_rate 1e-2 --output_dir runs/devise-cifar100
 """
 
-import difflib
-import hashlib
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import datasets
 import torch
 from accelerate.utils import set_seed
-from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Dataset, StackDataset
+from torch.utils.data import StackDataset
 from tqdm.auto import tqdm
-from transformers import AutoImageProcessor, HfArgumentParser
+from transformers import HfArgumentParser
 
-from ulmfit import DeviseConfig, DeviseImageProcessor, DeviseIndex, DeviseModel, DeviseProcessor
+from ulmfit import DeviseConfig, DeviseIndex, DeviseModel, DeviseProcessor
 from ulmfit.model_card.devise import DEVISE_CARD
-from ulmfit.models.devise.image_processing_devise import open_image
 from ulmfit.training import SortedBatchSampler, SortishBatchSampler, script_steps
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
-from ulmfit.training.devise import LabelVocabulary, build_label_vocabulary, evaluate_embeddings
+from ulmfit.training.devise import (
+    DeviseData,
+    build_devise_data,
+    embed_validation,
+    evaluate_embeddings,
+    image_collator,
+    image_processor_for,
+    load_image_datasets,
+    loader_for,
+    precompute_backbone_features,
+)
 from ulmfit.training.recipe import make_scheduler
-
-
-_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".arrow": "arrow"}
 
 
 @dataclass
@@ -115,300 +115,53 @@ class DeviseTrainingArguments(script_steps.TrainingScriptArguments):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Data: images, class names, held-out classes
+# This script's flags, wired to `ulmfit.training.devise` (the zero-shot benchmark calls these two as well)
 
 
-def load_image_datasets(args) -> dict[str, datasets.Dataset]:
-    """`train` and `validation` splits with undecoded images (decoding is ours, so a bad file is named)."""
-    sources = [args.dataset_name, args.train_file, args.train_dir]
-    if sum(source is not None for source in sources) != 1:
-        raise ValueError("Give exactly one of --dataset_name, --train_file and --train_dir.")
-    if args.dataset_name is not None:
-        raw = datasets.load_dataset(args.dataset_name, args.dataset_config_name)
-        names = [args.validation_split] if args.validation_split else ["validation", "valid", "test"]
-        splits = {"train": raw[args.train_split]}
-        if present := [name for name in names if name in raw]:
-            splits["validation"] = raw[present[0]]
-    elif args.train_dir is not None:
-        data_files = {"train": os.path.join(args.train_dir, "**")}
-        if args.validation_dir:
-            data_files["validation"] = os.path.join(args.validation_dir, "**")
-        splits = dict(datasets.load_dataset("imagefolder", data_files=data_files))
-    else:
-        data_files = {
-            "train": args.train_file,
-            **({"validation": args.validation_file} if args.validation_file else {}),
-        }
-        for split, path in data_files.items():
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"--{split}_file {path} does not exist.")
-        suffix = Path(args.train_file).suffix.lower()
-        if suffix not in _BUILDERS:
-            raise ValueError(f"Unsupported file type {suffix!r}: use one of {sorted(_BUILDERS)}.")
-        splits = dict(datasets.load_dataset(_BUILDERS[suffix], data_files=data_files))
-        for split, dataset in splits.items():
-            if getattr(dataset.features.get(args.image_column), "dtype", None) in ("string", "large_string"):
-                # image paths in a csv/json file are relative to that file
-                folder = os.path.dirname(os.path.abspath(data_files[split]))
-                splits[split] = dataset.map(
-                    lambda paths, folder=folder: {args.image_column: [os.path.join(folder, p) for p in paths]},
-                    input_columns=args.image_column,
-                    batched=True,
-                )
-    if "validation" not in splits:
-        held_out = splits["train"].train_test_split(args.validation_split_percentage / 100, seed=args.seed)
-        splits = {"train": held_out["train"], "validation": held_out["test"]}
-    for split, dataset in splits.items():
-        missing = [name for name in (args.image_column, args.label_column) if name not in dataset.column_names]
-        if missing:
-            raise ValueError(f"Column(s) {missing} not in the {split} data; its columns are {dataset.column_names}.")
-        if isinstance(dataset.features[args.image_column], datasets.Image):
-            splits[split] = dataset.cast_column(args.image_column, datasets.Image(decode=False))
-    for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples)):
-        if limit:
-            splits[split] = splits[split].select(range(min(limit, len(splits[split]))))
-    return splits
-
-
-def class_synonyms(args, splits) -> tuple[list[list[str]], dict[str, list[int]]]:
-    """
-    The names of every class (each a list of synonyms, the first being its name) from --class_names, the label
-    column's `ClassLabel`, or the distinct string labels; and the class id of every image of each split.
-    """
-    feature = splits["train"].features[args.label_column]
-    values = {split: dataset[args.label_column] for split, dataset in splits.items()}
-    if args.class_names:
-        names = [line.strip() for line in Path(args.class_names).read_text(encoding="utf-8").rstrip().splitlines()]
-        if "" in names:
-            raise ValueError(f"Line {names.index('') + 1} of --class_names {args.class_names} is empty.")
-    elif hasattr(feature, "names"):
-        names = list(feature.names)
-    elif all(isinstance(value, str) for split_values in values.values() for value in split_values):
-        names = sorted({value for split_values in values.values() for value in split_values})
-    else:
-        raise ValueError(
-            f"The labels of --label_column {args.label_column!r} are ids without names; give the name of every id "
-            "with --class_names FILE (one per line), since DeViSE needs words to find their vectors."
-        )
-    synonyms = [[part.strip() for part in name.split(",") if part.strip()] for name in names]
-    # string labels may give a class by its whole line or by its name (the first synonym)
-    index = {name: position for position, name in enumerate(names)}
-    index.update({names[0]: position for position, names in enumerate(synonyms) if names[0] not in index})
-    labels = {}
-    for split, split_values in values.items():
-        ids = [index.get(value, -1) if isinstance(value, str) else value for value in split_values]
-        bad = sorted({value for value, id_ in zip(split_values, ids) if not 0 <= id_ < len(names)}, key=str)
-        if bad:
-            raise ValueError(f"{split} labels {bad[:10]} are not among the {len(names)} class names.")
-        labels[split] = ids
-    return synonyms, labels
-
-
-def parse_unseen_classes(value: str | None, names: list[str]) -> list[int]:
-    """Class ids of --unseen_classes: names from a file (one per line) or a comma-separated list, any case."""
-    if value is None:
-        return []
-    entries = Path(value).read_text(encoding="utf-8").splitlines() if os.path.isfile(value) else value.split(",")
-    entries = [entry.strip() for entry in entries if entry.strip()]
-    if not entries:
-        raise ValueError(f"--unseen_classes {value!r} names no class; leave it out to hold no class out.")
-    by_name = {}
-    for class_id, name in enumerate(names):
-        by_name.setdefault(name.lower(), []).append(class_id)
-    unknown = [entry for entry in entries if entry.lower() not in by_name]
-    if unknown:
-        hints = {entry: difflib.get_close_matches(entry, names, n=3) for entry in unknown}
-        raise ValueError(f"--unseen_classes names unknown classes (closest class names): {hints}.")
-    unseen = sorted({class_id for entry in entries for class_id in by_name[entry.lower()]})
-    if len(unseen) == len(names):
-        raise ValueError("--unseen_classes holds out every class: nothing would be left to train on.")
-    return unseen
-
-
-class ImageRows(Dataset):
-    """Rows of an image dataset as (undecoded image, class id, row number)."""
-
-    def __init__(self, dataset: datasets.Dataset, image_column: str, labels: list[int], rows: list[int]):
-        self.dataset, self.image_column = dataset, image_column
-        self.labels, self.rows = labels, rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> dict:
-        row = self.rows[index]
-        return {"image": self.dataset[row][self.image_column], "labels": self.labels[index], "rows": row}
-
-
-def image_collator(image_processor: DeviseImageProcessor, where: str):
-    """Decode and prepare a batch of `ImageRows` items; a file PIL cannot read fails with its split, row and path."""
-
-    def collate(items: list[dict]) -> dict[str, torch.Tensor]:
-        images = []
-        for item in items:
-            image, path = item["image"], None
-            if isinstance(image, dict):  # an undecoded `datasets.Image`: bytes, or a path
-                image, path = image.get("bytes") or image.get("path"), image.get("path")
-            elif isinstance(image, str):
-                path = image
-            images.append(open_image(image, f"{where} image {item['rows']}" + (f" ({path})" if path else "")))
-        pixel_values = image_processor(images, return_tensors="pt")["pixel_values"]
-        labels = torch.tensor([item["labels"] for item in items])
-        return {"pixel_values": pixel_values, "labels": labels, "rows": torch.tensor([item["rows"] for item in items])}
-
-    return collate
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Word vectors: the vocabulary, and a vector for every class name
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Features and metrics
-
-
-@dataclass
-class DeviseData:
-    """What a run trains and evaluates on, after held-out and vector-less classes are taken care of."""
-
-    splits: dict[str, datasets.Dataset]
-    names: list[str]  # the name of every kept class; class ids index this list
-    seen: list[int]  # class ids trained on; a training label is a position in this list
-    unseen: list[int]  # class ids held out for zero-shot evaluation
-    dropped: list[str]  # classes left out for want of a word vector
-    vocabulary: LabelVocabulary
-    train: ImageRows  # images of seen classes only, labelled by their position in `seen`
-    validation: ImageRows  # images of every kept class, labelled by class id
-
-
-def prepare_data(args) -> DeviseData:
+def prepare_data(args: DeviseTrainingArguments) -> DeviseData:
     """The images, class names and word vectors of `args`, with the unseen classes out of the training images."""
-    splits = load_image_datasets(args)
-    synonyms, labels = class_synonyms(args, splits)
-    vocabulary = build_label_vocabulary(args.word_vectors, synonyms, args.max_words)
-    names = [class_names[0] for class_names in synonyms]
-    unseen = parse_unseen_classes(args.unseen_classes, names)
-    dropped = [names[class_id] for class_id in vocabulary.without_vector]
-    if dropped and not args.drop_classes_without_vectors:
-        raise ValueError(
-            f"No word of these class names has a vector in {args.word_vectors}: {dropped}. Rename them (a synonym "
-            "after a comma in --class_names), use other vectors, or leave them out with "
-            "--drop_classes_without_vectors."
-        )
-    kept = [class_id for class_id in range(len(names)) if class_id not in set(vocabulary.without_vector)]
-    new_id = {class_id: position for position, class_id in enumerate(kept)}  # class ids after the drop
-    unseen = [new_id[class_id] for class_id in unseen if class_id in new_id]
-    if args.unseen_classes is not None and not unseen:
-        raise ValueError("Every class of --unseen_classes was dropped for want of a word vector.")
-    seen = [class_id for class_id in range(len(kept)) if class_id not in set(unseen)]
-    seen_position = {class_id: position for position, class_id in enumerate(seen)}
-    train_rows = [row for row, y in enumerate(labels["train"]) if new_id.get(y) in seen_position]
-    train_labels = [seen_position[new_id[labels["train"][row]]] for row in train_rows]
-    valid_rows = [row for row, y in enumerate(labels["validation"]) if y in new_id]
-    valid_labels = [new_id[labels["validation"][row]] for row in valid_rows]
-    if not train_rows or not valid_rows:
-        raise ValueError(f"{len(train_rows)} training and {len(valid_rows)} validation images are left to use.")
-    return DeviseData(
-        splits=splits,
-        names=[names[class_id] for class_id in kept],
-        seen=seen,
-        unseen=unseen,
-        dropped=dropped,
-        vocabulary=vocabulary,
-        train=ImageRows(splits["train"], args.image_column, train_labels, train_rows),
-        validation=ImageRows(splits["validation"], args.image_column, valid_labels, valid_rows),
+    splits = load_image_datasets(
+        image_column=args.image_column,
+        label_column=args.label_column,
+        dataset_name=args.dataset_name,
+        dataset_config_name=args.dataset_config_name,
+        train_split=args.train_split,
+        validation_split=args.validation_split,
+        train_file=args.train_file,
+        validation_file=args.validation_file,
+        train_dir=args.train_dir,
+        validation_dir=args.validation_dir,
+        validation_split_percentage=args.validation_split_percentage,
+        seed=args.seed,
+        max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples,
+    )
+    return build_devise_data(
+        splits,
+        args.image_column,
+        args.label_column,
+        args.word_vectors,
+        max_words=args.max_words,
+        class_names=args.class_names,
+        unseen_classes=args.unseen_classes,
+        drop_classes_without_vectors=args.drop_classes_without_vectors,
     )
 
 
-def loader_for(dataset, batch_sampler, collate=None, num_workers: int = 0) -> DataLoader:
-    """A DataLoader with its own generator, so that building or iterating it never draws from the global RNG (the
-    dropout masks a resumed run continues with)."""
-    return DataLoader(
-        dataset,
-        batch_sampler=batch_sampler,
-        collate_fn=collate,
-        num_workers=num_workers,
-        generator=torch.Generator().manual_seed(0),
-    )
-
-
-def image_processor_for(backbone: str, image_size: int | None) -> DeviseImageProcessor:
-    """
-    A DeviseImageProcessor with the backbone's normalisation and size when it ships an image processor (a converted
-    EfficientNet-Lite's (x - 127) / 128), else ImageNet statistics at 224; `image_size` overrides the size.
-    """
-    options = {}
-    try:
-        source = AutoImageProcessor.from_pretrained(backbone)
-        size = source.size.get("shortest_edge") or source.size.get("height")
-        options = {"image_mean": list(source.image_mean), "image_std": list(source.image_std)}
-    except (OSError, ValueError, AttributeError):
-        size = None
-    size = image_size or size or 224
-    return DeviseImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}, **options)
-
-
-def feature_cache_key(args, image_processor, dataset: datasets.Dataset, rows: list[int]) -> str:
-    """What the features depend on: the backbone (and its files' sizes and times), the preprocessing and the rows."""
-    backbone = Path(args.backbone_checkpoint)
-    files = (
-        sorted((f.name, f.stat().st_size, f.stat().st_mtime) for f in backbone.glob("*")) if backbone.is_dir() else []
-    )
-    identity = [str(backbone.resolve()) if backbone.is_dir() else args.backbone_checkpoint, files]
-    identity += [image_processor.to_dict(), dataset._fingerprint, hashlib.sha256(str(rows).encode()).hexdigest()]
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
-@torch.no_grad()
-def backbone_features(model, loader: DataLoader, device, cache_file: Path | None, description: str) -> torch.Tensor:
-    """The concat-pooled features `(images, 2 * backbone_hidden_size)` of a loader's images, read from or written to
-    `cache_file` (the notebook's `precompute=True`)."""
-    if cache_file is not None and cache_file.exists():
-        return load_file(cache_file)["features"]
-    model.eval()
-    chunks = [
-        model.get_backbone_features(batch["pixel_values"].to(device))[0].float().cpu()
-        for batch in tqdm(loader, desc=description)
-    ]
-    features = torch.cat(chunks)
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"features": features.contiguous()}, str(cache_file) + ".tmp")
-        os.replace(str(cache_file) + ".tmp", cache_file)
-    return features
-
-
-def precompute_features(args, model, image_processor, data: DeviseData, accelerator) -> dict[str, torch.Tensor]:
+def precompute_features(
+    args: DeviseTrainingArguments, model, image_processor, data: DeviseData, accelerator
+) -> dict[str, torch.Tensor]:
     """The frozen backbone's features of the training and validation images, cached in `--cache_dir` if given."""
-    features = {}
-    for split, images in (("train", data.train), ("validation", data.validation)):
-        cache_file = None
-        if args.cache_dir:
-            key = feature_cache_key(args, image_processor, data.splits[split], images.rows)
-            cache_file = Path(args.cache_dir) / f"features-{split}-{key}.safetensors"
-        with accelerator.main_process_first():
-            cached = cache_file is not None and cache_file.exists()
-            sampler = SortedBatchSampler([1] * len(images), args.per_device_eval_batch_size)
-            loader = loader_for(images, sampler, image_collator(image_processor, split), args.dataloader_num_workers)
-            features[split] = backbone_features(model, loader, accelerator.device, cache_file, f"{split} features")
-        accelerator.print(f"{split} features: {'read from' if cached else 'computed'} {cache_file or 'in memory'}")
-    return features
-
-
-@torch.no_grad()
-def embed_validation(model, loader, accelerator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Unit embeddings, class ids and row numbers of every validation image, gathered across processes."""
-    model.eval()
-    embeds, labels, rows = [], [], []
-    for batch in loader:
-        inputs = {name: batch[name] for name in ("pixel_values", "image_features") if name in batch}
-        outputs = accelerator.gather_for_metrics(
-            (model(**inputs).image_embeds.float(), batch["labels"], batch["rows"])
-        )
-        for store, value in zip((embeds, labels, rows), outputs):
-            store.append(value.cpu())
-    model.train()
-    return torch.cat(embeds), torch.cat(labels), torch.cat(rows)
+    return precompute_backbone_features(
+        model,
+        image_processor,
+        data,
+        accelerator,
+        backbone=args.backbone_checkpoint,
+        batch_size=args.per_device_eval_batch_size,
+        cache_dir=args.cache_dir,
+        num_workers=args.dataloader_num_workers,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------

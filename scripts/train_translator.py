@@ -42,21 +42,23 @@ from pathlib import Path
 
 import torch
 from accelerate.utils import set_seed
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, HfArgumentParser
 
-from ulmfit import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, GruSeq2SeqTokenizer, metrics
+from ulmfit import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, GruSeq2SeqTokenizer
 from ulmfit.model_card.gru_seq2seq import TRANSLATOR_CARD
 from ulmfit.training import SortedBatchSampler, SortishBatchSampler, script_steps
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
-from ulmfit.training.data import load_text_datasets
 from ulmfit.training.recipe import apply_config_overrides, make_scheduler
 from ulmfit.training.translation import (
     TEACHER_FORCING_SCHEDULES,
-    WordVectors,
+    drop_blank_pairs,
+    drop_long_pairs,
+    evaluate_translator,
     initialize_embeddings,
-    load_word_vectors,
+    load_pairs,
+    load_vectors_for_embedding,
+    pair_collator,
     teacher_forcing_ratio,
 )
 
@@ -154,103 +156,6 @@ def check_arguments(args):
             raise ValueError(f"--{name} counts tokens with xxeos and must be at least 2, got {getattr(args, name)}.")
 
 
-def load_pairs(args, dataset_name, train_file, validation_file):
-    """`train` and `validation` pairs with columns `source` and `target` (see `load_text_datasets`)."""
-    # load_text_datasets names its text column "text": the source, unless the target is the column called "text"
-    first, second = (args.source_column, args.target_column)
-    if second == "text":
-        first, second = second, first
-    try:
-        raw = load_text_datasets(
-            dataset_name,
-            args.dataset_config_name,
-            train_file,
-            validation_file,
-            first,
-            args.validation_split_percentage,
-            seed=args.seed,
-            extra_columns=[second],
-        )
-    except ValueError as error:
-        if "not found in the training data" in str(error):
-            message = str(error).replace(
-                "Pick the text with --text_column", "Pick them with --source_column/--target_column"
-            )
-            raise ValueError(message) from error
-        raise
-    names = {"text": "source" if first == args.source_column else "target"}
-    names[second] = "target" if second == args.target_column else "source"
-    return raw.rename_columns(names)
-
-
-def drop_blank_pairs(dataset, split: str, accelerator):
-    """Pairs with a missing or blank side cannot be learned from nor scored: they are dropped, and counted."""
-    kept = dataset.filter(
-        lambda row: all(isinstance(row[side], str) and row[side].strip() for side in ("source", "target"))
-    )
-    if len(kept) < len(dataset):
-        accelerator.print(f"{split}: dropped {len(dataset) - len(kept)} pairs with an empty or missing sentence")
-    if len(kept) == 0:
-        raise ValueError(f"The {split} split has no pair with both sentences present.")
-    return kept
-
-
-def load_vectors(path: str, embedding_size: int, project: bool, seed: int) -> WordVectors:
-    """Word vectors for an embedding of `embedding_size`; smaller ones through a fixed orthogonal map if asked."""
-    vectors = load_word_vectors(path)
-    if vectors.dimension == embedding_size:
-        return vectors
-    if vectors.dimension > embedding_size or not project:
-        raise ValueError(
-            f"{path} holds {vectors.dimension}-d vectors but the model's embedding_size is {embedding_size}: pass "
-            f'--config_overrides "embedding_size={vectors.dimension}"'
-            + (", or --project_vectors to map them into the larger embedding." if not project else ".")
-        )
-    # Orthonormal rows: (x P) . (y P) = x . y, so the vectors keep their geometry in the larger space
-    generator = torch.Generator().manual_seed(seed)
-    basis, _ = torch.linalg.qr(torch.randn(embedding_size, vectors.dimension, generator=generator))
-    return WordVectors(words=vectors.words, vectors=vectors.vectors @ basis.T)  # (words, embedding_size)
-
-
-@torch.no_grad()
-def evaluate_translator(model, loader, accelerator, tokenizer, references, num_beams=1, with_loss=True) -> dict:
-    """
-    Loss (teacher forced, per target token) and corpus BLEU/chrF of `generate()` translations, over sorted batches
-    gathered across processes; predictions are decoded text, references the untouched target sentences.
-    """
-    model.eval()
-    unwrapped = accelerator.unwrap_model(model)
-    metric = metrics.load("bleu_chrf")
-    loss_sum, token_count, translations = 0.0, 0, {}
-    for batch in loader:
-        index = batch.pop("index")
-        per_sentence = torch.zeros(index.size(0), device=index.device)
-        tokens = torch.zeros(index.size(0), device=index.device)
-        if with_loss:
-            logits = model(**batch).logits  # (batch, target, decoder_vocab)
-            per_token = F.cross_entropy(logits.transpose(1, 2).float(), batch["labels"], reduction="none")
-            per_sentence, tokens = per_token.sum(1), (batch["labels"] != -100).sum(1).float()  # (batch,)
-        generated = unwrapped.generate(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], num_beams=num_beams
-        )
-        generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
-        generated, index, per_sentence, tokens = accelerator.gather_for_metrics(
-            (generated, index, per_sentence, tokens)
-        )
-        loss_sum, token_count = loss_sum + per_sentence.sum().item(), token_count + int(tokens.sum().item())
-        for row, text in zip(index.tolist(), tokenizer.batch_decode(generated, skip_special_tokens=True)):
-            translations[row] = text
-    model.train()
-    rows = sorted(translations)
-    predictions = [translations[row] for row in rows]
-    result = metric.compute(predictions=predictions, references=[references[row] for row in rows])
-    scores = {"bleu": result["bleu"], "chrf": result["chrf"], "bleu_signature": result["bleu_signature"]}
-    if with_loss:
-        scores["loss"] = loss_sum / max(1, token_count)
-    scores["examples"] = predictions[:3]
-    return scores
-
-
 def main():
     (args,) = HfArgumentParser(TranslatorTrainingArguments).parse_args_into_dataclasses()
     accelerator = script_steps.make_accelerator(args)
@@ -261,13 +166,23 @@ def main():
 
     # 1. Sentence pairs and the tokenizer (trained on the training pairs by the main process, loaded by the others)
     with accelerator.main_process_first():
-        raw = load_pairs(args, args.dataset_name, args.train_file, args.validation_file)
+        options = {
+            "source_column": args.source_column,
+            "target_column": args.target_column,
+            "dataset_config_name": args.dataset_config_name,
+            "validation_split_percentage": args.validation_split_percentage,
+            "seed": args.seed,
+        }
+        raw = load_pairs(
+            dataset_name=args.dataset_name, train_file=args.train_file, validation_file=args.validation_file, **options
+        )
         for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples)):
             if limit:
                 raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
         if args.test_file:
             # the whole file, read through the same checks (as the "validation" of itself)
-            raw["test"] = load_pairs(args, None, args.test_file, args.test_file)["validation"]
+            test_pairs = load_pairs(train_file=args.test_file, validation_file=args.test_file, **options)
+            raw["test"] = test_pairs["validation"]
         for split in raw:
             raw[split] = drop_blank_pairs(raw[split], split, accelerator)
         tokenizer_dir = output_dir / "tokenizer"
@@ -296,18 +211,9 @@ def main():
     references = {split: raw[split]["target"] for split in raw if split != "train"}
 
     # 2. Over-long training pairs are dropped (never truncated), and counted
-    limits = (args.max_source_length or math.inf, args.max_target_length or math.inf)
-    if args.max_source_length or args.max_target_length:
-        before = len(tokenized["train"])
-        tokenized["train"] = tokenized["train"].filter(
-            lambda row: len(row["input_ids"]) <= limits[0] and len(row["labels"]) <= limits[1]
-        )
-        accelerator.print(
-            f"dropped {before - len(tokenized['train'])} of {before} training pairs longer than "
-            f"max_source_length={args.max_source_length} / max_target_length={args.max_target_length} tokens"
-        )
-        if len(tokenized["train"]) == 0:
-            raise ValueError("Every training pair is longer than --max_source_length/--max_target_length.")
+    tokenized["train"] = drop_long_pairs(
+        tokenized["train"], args.max_source_length, args.max_target_length, accelerator
+    )
     lengths = {
         split: [max(len(s), len(t)) for s, t in zip(data["input_ids"], data["labels"])]
         for split, data in tokenized.items()
@@ -331,7 +237,7 @@ def main():
     ):
         if path is None:
             continue
-        vectors = load_vectors(path, config.embedding_size, args.project_vectors, args.seed)
+        vectors = load_vectors_for_embedding(path, config.embedding_size, args.project_vectors, args.seed)
         scale = args.vectors_scale
         if scale is None:  # the random rows' mean norm, initializer_range * sqrt(embedding_size)
             mean_norm = vectors.vectors.norm(dim=1).mean().item()
@@ -348,38 +254,20 @@ def main():
     accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
 
     # 4. Length-bucketed batches (accelerate shards whole batches across processes), optimizer
-    def collate(features, keep_index=False):
-        """Right padding: `xxpad` and a zero mask after the sources, -100 (ignored by the loss) after the targets."""
-        source_length = max(len(f["input_ids"]) for f in features)
-        target_length = max(len(f["labels"]) for f in features)
-        pad = tokenizer.pad_token_id
-        batch = {
-            "input_ids": torch.tensor(
-                [f["input_ids"] + [pad] * (source_length - len(f["input_ids"])) for f in features]
-            ),
-            "attention_mask": torch.tensor(
-                [[1] * len(f["input_ids"]) + [0] * (source_length - len(f["input_ids"])) for f in features]
-            ),
-            "labels": torch.tensor([f["labels"] + [-100] * (target_length - len(f["labels"])) for f in features]),
-        }
-        if keep_index:
-            batch["index"] = torch.tensor([f["index"] for f in features])
-        return batch
-
     # Each loader draws its base seed from its own generator, not the global one that dropout and teacher forcing use:
     # a resumed run then builds its loaders without shifting the random draws it continues with.
     train_sampler = SortishBatchSampler(lengths["train"], args.per_device_train_batch_size, seed=args.seed)
     train_loader = torch.utils.data.DataLoader(
         tokenized["train"],
         batch_sampler=train_sampler,
-        collate_fn=collate,
+        collate_fn=pair_collator(tokenizer.pad_token_id),
         generator=torch.Generator().manual_seed(0),
     )
     eval_loaders = {
         split: torch.utils.data.DataLoader(
             tokenized[split],
             batch_sampler=SortedBatchSampler(lengths[split], args.per_device_eval_batch_size),
-            collate_fn=lambda features: collate(features, keep_index=True),
+            collate_fn=pair_collator(tokenizer.pad_token_id, keep_index=True),
             generator=torch.Generator().manual_seed(0),
         )
         for split in tokenized

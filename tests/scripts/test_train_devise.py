@@ -156,18 +156,17 @@ def test_bf16_mixed_precision_trains_and_scores_on_the_cpu(script, data, tmp_pat
 
 
 def test_unseen_classes_are_never_read_for_training_when_fine_tuning_the_whole_network(
-    load_script, data, tmp_path, monkeypatch
+    script, data, tmp_path, monkeypatch
 ):
-    from ulmfit.models.devise import image_processing_devise
+    from ulmfit.training import devise
 
-    opened, open_image = [], image_processing_devise.open_image
+    opened, open_image = [], devise.open_image
 
     def spy(image, where="the image"):
         opened.append(image)
         return open_image(image, where)
 
-    monkeypatch.setattr(image_processing_devise, "open_image", spy)
-    script = load_script("train_devise")  # imports the spy
+    monkeypatch.setattr(devise, "open_image", spy)  # where the image collator looks it up
     out = tmp_path / "devise"
     script(common_args(data, "--unseen_classes", UNSEEN, "--num_train_epochs", 1, "--output_dir", out))
     images = labelled_images(data)

@@ -1,9 +1,20 @@
+import datasets
 import pytest
 import torch
 from torch import nn
 
 from ulmfit import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, GruSeq2SeqTokenizer
-from ulmfit.training.translation import initialize_embeddings, load_word_vectors, teacher_forcing_ratio
+from ulmfit.training.translation import (
+    drop_blank_pairs,
+    drop_long_pairs,
+    evaluate_translator,
+    initialize_embeddings,
+    load_pairs,
+    load_vectors_for_embedding,
+    load_word_vectors,
+    pair_collator,
+    teacher_forcing_ratio,
+)
 
 
 VECTORS = """5 3
@@ -93,3 +104,100 @@ def test_teacher_forcing_schedules():
     assert ratio(5, 10, "exponential", 1.0, 0.25) == pytest.approx(0.5)
     assert ratio(7, 10, "constant", 0.8, 0.0) == 0.8
     assert ratio(5, 10, "linear", 1.0, 0.5) == 0.75  # course-v3's 1.0 -> 0.5
+
+
+class OneProcess:
+    """An `Accelerator` on one process, as these helpers use it: it keeps what is printed and gathers nothing."""
+
+    def __init__(self):
+        self.printed = []
+
+    def print(self, message):
+        self.printed.append(message)
+
+    unwrap_model = pad_across_processes = gather_for_metrics = staticmethod(lambda value, **_: value)
+
+
+def test_pairs_are_read_as_source_and_target_columns(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("en,text\nI am.,Je suis.\nHe is.,Il est.\n")
+    pairs = load_pairs(train_file=str(path), validation_file=str(path), source_column="text", target_column="en")
+    assert pairs["train"].column_names == ["source", "target"]
+    assert pairs["validation"]["source"] == ["Je suis.", "Il est."] and pairs["validation"]["target"][0] == "I am."
+    english_first = load_pairs(
+        train_file=str(path), validation_file=str(path), source_column="en", target_column="text"
+    )
+    assert english_first["train"]["source"] == ["I am.", "He is."]  # the target is the column called "text"
+    with pytest.raises(ValueError, match=r"\['fr'\] not found.*Pick them with --source_column/--target_column"):
+        load_pairs(train_file=str(path), source_column="fr", target_column="en")
+
+
+def test_blank_pairs_are_dropped_and_counted():
+    process = OneProcess()
+    pairs = datasets.Dataset.from_dict({"source": ["Je suis.", " ", None], "target": ["I am.", "Hi.", "He is."]})
+    assert drop_blank_pairs(pairs, "train", process)["source"] == ["Je suis."]
+    assert process.printed == ["train: dropped 2 pairs with an empty or missing sentence"]
+    with pytest.raises(ValueError, match="The test split has no pair"):
+        drop_blank_pairs(pairs.select([1]), "test", process)
+
+
+def test_long_pairs_are_dropped_never_truncated_and_counted():
+    process = OneProcess()
+    pairs = datasets.Dataset.from_dict({"input_ids": [[1, 2], [1, 2, 3, 4]], "labels": [[5, 6, 7], [5]]})
+    assert drop_long_pairs(pairs, None, None, process) is pairs and not process.printed
+    assert drop_long_pairs(pairs, 3, None, process)["input_ids"] == [[1, 2]]
+    assert process.printed == [
+        "dropped 1 of 2 training pairs longer than max_source_length=3 / max_target_length=None tokens"
+    ]
+    with pytest.raises(ValueError, match="Every training pair is longer"):
+        drop_long_pairs(pairs, 3, 2, process)
+
+
+def test_pair_batches_are_right_padded_masked_and_keep_their_rows_if_asked():
+    features = [
+        {"input_ids": [4, 5, 6], "labels": [7, 8], "index": 3},
+        {"input_ids": [4], "labels": [9, 8, 2], "index": 0},
+    ]
+    batch = pair_collator(pad_token_id=1)(features)
+    assert batch["input_ids"].tolist() == [[4, 5, 6], [4, 1, 1]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [[7, 8, -100], [9, 8, 2]] and "index" not in batch
+    assert pair_collator(pad_token_id=1, keep_index=True)(features)["index"].tolist() == [3, 0]
+
+
+def test_vectors_for_an_embedding_are_projected_only_when_asked(vector_file):
+    assert load_vectors_for_embedding(vector_file, 3, project=False, seed=0).dimension == 3
+    with pytest.raises(ValueError, match="holds 3-d vectors but the model's embedding_size is 5.*--project_vectors"):
+        load_vectors_for_embedding(vector_file, 5, project=False, seed=0)
+    with pytest.raises(ValueError, match='embedding_size is 2: pass --config_overrides "embedding_size=3".$'):
+        load_vectors_for_embedding(vector_file, 2, project=True, seed=0)
+    original = load_word_vectors(vector_file).vectors
+    projected = load_vectors_for_embedding(vector_file, 5, project=True, seed=0).vectors
+    assert projected.shape == (5, 5)
+    torch.testing.assert_close(projected @ projected.T, original @ original.T)  # dot products are kept
+    torch.testing.assert_close(load_vectors_for_embedding(vector_file, 5, project=True, seed=0).vectors, projected)
+
+
+def test_evaluation_scores_the_translations_of_every_row_in_order():
+    tokenizer = GruSeq2SeqTokenizer.train(["Je suis.", "Il est."], ["I am.", "He is."])
+    sizes = {"vocab_size": tokenizer.vocab_size, "decoder_vocab_size": tokenizer.target_vocab_size}
+    torch.manual_seed(0)
+    model = GruSeq2SeqForConditionalGeneration(GruSeq2SeqConfig(**sizes, embedding_size=8, hidden_size=8))
+    model.generation_config.max_new_tokens = 4
+    encoded = tokenizer(["Je suis.", "Il est."], text_target=["I am.", "He is."])
+    features = [
+        {"input_ids": source, "labels": target, "index": row}
+        for row, (source, target) in enumerate(zip(encoded["input_ids"], encoded["labels"]))
+    ]
+    loader = [pair_collator(tokenizer.pad_token_id, keep_index=True)(features[::-1])]
+    scores = evaluate_translator(model, loader, OneProcess(), tokenizer, ["I am.", "He is."])
+    assert {"bleu", "chrf", "bleu_signature", "loss", "examples"} <= set(scores) and scores["loss"] > 0
+    greedy = evaluate_translator(
+        model,
+        [pair_collator(tokenizer.pad_token_id, keep_index=True)(features)],
+        OneProcess(),
+        tokenizer,
+        ["I am.", "He is."],
+        with_loss=False,
+    )
+    assert "loss" not in greedy and greedy["examples"] == scores["examples"]  # row order, whatever the batch order

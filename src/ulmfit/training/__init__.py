@@ -8,10 +8,10 @@
   `ulmfit.training` itself exports the schedules, the layer-group functions and the samplers.
 - Data and state: `data` (loading text corpora, AWD-LSTM's BPTT token stream) and `checkpoints` (resumable runs).
 - Helpers for one model family each: `language_modeling` (vocabulary matching, evaluation, the learning-rate finder),
-  `translation` (word vectors, teacher forcing) and `devise` (class-name vectors, zero-shot metrics).
+  `translation` (sentence pairs, their batches and evaluation, word vectors, teacher forcing) and `devise` (image
+  datasets and batches, class-name vectors, cached backbone features, zero-shot metrics).
 
-The other modules are imported by their path, e.g. `from ulmfit.training.script_steps import
-make_accelerator`.
+The other modules are imported by their path, e.g. `from ulmfit.training import script_steps`.
 """
 
 from .param_groups import discriminative_learning_rates, discriminative_param_groups, freeze_to, unfreeze

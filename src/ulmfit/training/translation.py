@@ -1,19 +1,141 @@
-"""The translator's training helpers (fast.ai 2018, lesson 11, `translate.ipynb`): pretrained word vectors for its
-embeddings, and the teacher-forcing schedule.
+"""The translator's training helpers (fast.ai 2018, lesson 11, `translate.ipynb`), used by
+`scripts/train_translator.py`:
+
+- Sentence pairs: [`load_pairs`] (a Hub dataset or local files, as `source`/`target` columns), [`drop_blank_pairs`]
+  and [`drop_long_pairs`] (pairs that cannot be learned from, or are too long, are dropped and counted, never
+  truncated), and [`pair_collator`] (right-padded batches whose padding the encoder, the attention and the loss mask).
+- Word vectors: [`load_word_vectors`] reads the word2vec / fastText text format, [`load_vectors_for_embedding`] fits
+  them to an embedding's size, and [`initialize_embeddings`] copies them into an embedding for a tokenizer vocabulary
+  and reports how much of the vocabulary they cover.
+- Teacher forcing: [`teacher_forcing_ratio`], the probability of feeding the gold previous word at a training step
+  (the notebook's `pr_force`), decaying over training.
+- Evaluation: [`evaluate_translator`], the teacher-forced loss and the corpus BLEU/chrF of greedy or beam-search
+  translations.
 
 The notebook starts both translator embeddings from fastText vectors: each vocabulary word with a vector gets it
-(times 3, to match `nn.Embedding`'s N(0, 1) scale), the others keep their random initialisation. `load_word_vectors`
-reads the word2vec / fastText text format, and `initialize_embeddings` copies the vectors into an embedding for a
-tokenizer vocabulary and reports how much of the vocabulary they cover. `teacher_forcing_ratio` is the probability of
-feeding the gold previous word at a training step (the notebook's `pr_force`), decaying over training.
+(times 3, to match `nn.Embedding`'s N(0, 1) scale), the others keep their random initialisation.
 """
 
+import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import datasets
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+from .. import metrics
+from .data import load_text_datasets
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sentence pairs
+
+
+def load_pairs(
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    *,
+    source_column: str,
+    target_column: str,
+    validation_split_percentage: float = 5,
+    seed: int = 42,
+) -> datasets.DatasetDict:
+    """
+    `train` and `validation` pairs with columns `source` and `target`, read from `source_column` and `target_column`
+    of a Hub dataset or local files (see [`~ulmfit.training.data.load_text_datasets`], whose arguments come first).
+    """
+    # load_text_datasets names its text column "text": the source, unless the target is the column called "text"
+    first, second = (source_column, target_column)
+    if second == "text":
+        first, second = second, first
+    try:
+        raw = load_text_datasets(
+            dataset_name,
+            dataset_config_name,
+            train_file,
+            validation_file,
+            first,
+            validation_split_percentage,
+            seed=seed,
+            extra_columns=[second],
+        )
+    except ValueError as error:
+        if "not found in the training data" in str(error):
+            message = str(error).replace(
+                "Pick the text with --text_column", "Pick them with --source_column/--target_column"
+            )
+            raise ValueError(message) from error
+        raise
+    names = {"text": "source" if first == source_column else "target"}
+    names[second] = "target" if second == target_column else "source"
+    return raw.rename_columns(names)
+
+
+def drop_blank_pairs(dataset: datasets.Dataset, split: str, accelerator) -> datasets.Dataset:
+    """Pairs with a missing or blank side cannot be learned from nor scored: they are dropped, and counted."""
+    kept = dataset.filter(
+        lambda row: all(isinstance(row[side], str) and row[side].strip() for side in ("source", "target"))
+    )
+    if len(kept) < len(dataset):
+        accelerator.print(f"{split}: dropped {len(dataset) - len(kept)} pairs with an empty or missing sentence")
+    if len(kept) == 0:
+        raise ValueError(f"The {split} split has no pair with both sentences present.")
+    return kept
+
+
+def drop_long_pairs(
+    dataset: datasets.Dataset, max_source_length: int | None, max_target_length: int | None, accelerator
+) -> datasets.Dataset:
+    """
+    Tokenized training pairs (`input_ids`, `labels`) longer than `max_source_length`/`max_target_length` tokens
+    (None: no limit) are dropped, never truncated, and counted.
+    """
+    if not (max_source_length or max_target_length):
+        return dataset
+    limits = (max_source_length or math.inf, max_target_length or math.inf)
+    before = len(dataset)
+    dataset = dataset.filter(lambda row: len(row["input_ids"]) <= limits[0] and len(row["labels"]) <= limits[1])
+    accelerator.print(
+        f"dropped {before - len(dataset)} of {before} training pairs longer than "
+        f"max_source_length={max_source_length} / max_target_length={max_target_length} tokens"
+    )
+    if len(dataset) == 0:
+        raise ValueError("Every training pair is longer than --max_source_length/--max_target_length.")
+    return dataset
+
+
+def pair_collator(pad_token_id: int, keep_index: bool = False):
+    """
+    Collate tokenized pairs with right padding: `pad_token_id` and a zero mask after the sources, -100 (ignored by the
+    loss) after the targets; `keep_index` keeps each pair's `index` (its row), to put gathered translations in order.
+    """
+
+    def collate(features: list[dict]) -> dict[str, torch.Tensor]:
+        source_length = max(len(f["input_ids"]) for f in features)
+        target_length = max(len(f["labels"]) for f in features)
+        batch = {
+            "input_ids": torch.tensor(
+                [f["input_ids"] + [pad_token_id] * (source_length - len(f["input_ids"])) for f in features]
+            ),
+            "attention_mask": torch.tensor(
+                [[1] * len(f["input_ids"]) + [0] * (source_length - len(f["input_ids"])) for f in features]
+            ),
+            "labels": torch.tensor([f["labels"] + [-100] * (target_length - len(f["labels"])) for f in features]),
+        }
+        if keep_index:
+            batch["index"] = torch.tensor([f["index"] for f in features])
+        return batch
+
+    return collate
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Word vectors
 
 
 # fastai's special tokens and markers have no pretrained vector and are left out of the coverage.
@@ -120,6 +242,26 @@ def load_word_vectors(path: str | os.PathLike, max_words: int | None = None) -> 
     return WordVectors(words=words, vectors=torch.tensor(rows, dtype=torch.float32))
 
 
+def load_vectors_for_embedding(path: str, embedding_size: int, project: bool, seed: int) -> WordVectors:
+    """
+    Word vectors ([`load_word_vectors`]) for an embedding of `embedding_size`. Smaller ones go through a fixed
+    random orthogonal map (seeded by `seed`) when `project` asks for it; otherwise a size mismatch is an error.
+    """
+    vectors = load_word_vectors(path)
+    if vectors.dimension == embedding_size:
+        return vectors
+    if vectors.dimension > embedding_size or not project:
+        raise ValueError(
+            f"{path} holds {vectors.dimension}-d vectors but the model's embedding_size is {embedding_size}: pass "
+            f'--config_overrides "embedding_size={vectors.dimension}"'
+            + (", or --project_vectors to map them into the larger embedding." if not project else ".")
+        )
+    # Orthonormal rows: (x P) . (y P) = x . y, so the vectors keep their geometry in the larger space
+    generator = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(embedding_size, vectors.dimension, generator=generator))
+    return WordVectors(words=vectors.words, vectors=vectors.vectors @ basis.T)  # (words, embedding_size)
+
+
 @torch.no_grad()
 def initialize_embeddings(
     embedding: nn.Embedding | torch.Tensor,
@@ -193,11 +335,63 @@ def teacher_forcing_ratio(step: int, decay_steps: int, schedule: str, start: flo
     return start
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@torch.no_grad()
+def evaluate_translator(
+    model, loader, accelerator, tokenizer, references: Sequence[str], num_beams: int = 1, with_loss: bool = True
+) -> dict:
+    """
+    Loss (teacher forced, per target token) and corpus BLEU/chrF of `generate()` translations, over sorted batches
+    gathered across processes; predictions are decoded text, references the untouched target sentences. The batches
+    come from [`pair_collator`] with `keep_index=True`, and `references[i]` is the target sentence of row `i`.
+    """
+    model.eval()
+    unwrapped = accelerator.unwrap_model(model)
+    metric = metrics.load("bleu_chrf")
+    loss_sum, token_count, translations = 0.0, 0, {}
+    for batch in loader:
+        index = batch.pop("index")
+        per_sentence = torch.zeros(index.size(0), device=index.device)
+        tokens = torch.zeros(index.size(0), device=index.device)
+        if with_loss:
+            logits = model(**batch).logits  # (batch, target, decoder_vocab)
+            per_token = F.cross_entropy(logits.transpose(1, 2).float(), batch["labels"], reduction="none")
+            per_sentence, tokens = per_token.sum(1), (batch["labels"] != -100).sum(1).float()  # (batch,)
+        generated = unwrapped.generate(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], num_beams=num_beams
+        )
+        generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
+        generated, index, per_sentence, tokens = accelerator.gather_for_metrics(
+            (generated, index, per_sentence, tokens)
+        )
+        loss_sum, token_count = loss_sum + per_sentence.sum().item(), token_count + int(tokens.sum().item())
+        for row, text in zip(index.tolist(), tokenizer.batch_decode(generated, skip_special_tokens=True)):
+            translations[row] = text
+    model.train()
+    rows = sorted(translations)
+    predictions = [translations[row] for row in rows]
+    result = metric.compute(predictions=predictions, references=[references[row] for row in rows])
+    scores = {"bleu": result["bleu"], "chrf": result["chrf"], "bleu_signature": result["bleu_signature"]}
+    if with_loss:
+        scores["loss"] = loss_sum / max(1, token_count)
+    scores["examples"] = predictions[:3]
+    return scores
+
+
 __all__ = [
     "TEACHER_FORCING_SCHEDULES",
     "VectorCoverage",
     "WordVectors",
+    "drop_blank_pairs",
+    "drop_long_pairs",
+    "evaluate_translator",
     "initialize_embeddings",
+    "load_pairs",
+    "load_vectors_for_embedding",
     "load_word_vectors",
+    "pair_collator",
     "teacher_forcing_ratio",
 ]
