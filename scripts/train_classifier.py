@@ -22,7 +22,13 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from ulmfit import AwdLstmConfig, metrics
 from ulmfit.model_card.awd_lstm import awd_lstm_card
-from ulmfit.training import SortedBatchSampler, SortishBatchSampler, discriminative_param_groups, script_steps
+from ulmfit.training import (
+    SortedBatchSampler,
+    SortishBatchSampler,
+    discriminative_param_groups,
+    loader_for,
+    script_steps,
+)
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import load_text_datasets
 from ulmfit.training.recipe import Stage, make_scheduler, start_stage
@@ -159,12 +165,8 @@ def main():
         lengths["train"], args.per_device_train_batch_size, seed=args.seed, drop_last=True
     )
     eval_sampler = SortedBatchSampler(lengths["validation"], args.per_device_eval_batch_size)
-    # Each loader draws its base seed from its own generator, not the global one that dropout uses: a resumed run
-    # then builds its loaders without shifting the dropout masks it continues with.
     train_loader, eval_loader = (
-        torch.utils.data.DataLoader(
-            tokenized[split], batch_sampler=sampler, collate_fn=collate, generator=torch.Generator().manual_seed(0)
-        )
+        loader_for(tokenized[split], sampler, collate)
         for split, sampler in (("train", train_sampler), ("validation", eval_sampler))
     )
     groups = discriminative_param_groups(model, stages[0].learning_rate, weight_decay=args.weight_decay)

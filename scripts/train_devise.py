@@ -49,7 +49,7 @@ from transformers import HfArgumentParser
 
 from ulmfit import DeviseConfig, DeviseIndex, DeviseModel, DeviseProcessor
 from ulmfit.model_card.devise import DEVISE_CARD
-from ulmfit.training import SortedBatchSampler, SortishBatchSampler, script_steps
+from ulmfit.training import SortedBatchSampler, SortishBatchSampler, loader_for, script_steps
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.devise import (
     DeviseData,
@@ -59,7 +59,6 @@ from ulmfit.training.devise import (
     image_collator,
     image_processor_for,
     load_image_datasets,
-    loader_for,
     precompute_backbone_features,
 )
 from ulmfit.training.recipe import make_scheduler

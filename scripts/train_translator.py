@@ -47,7 +47,7 @@ from transformers import AutoTokenizer, HfArgumentParser
 
 from ulmfit import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, GruSeq2SeqTokenizer
 from ulmfit.model_card.gru_seq2seq import TRANSLATOR_CARD
-from ulmfit.training import SortedBatchSampler, SortishBatchSampler, script_steps
+from ulmfit.training import SortedBatchSampler, SortishBatchSampler, loader_for, script_steps
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.recipe import apply_config_overrides, make_scheduler
 from ulmfit.training.translation import (
@@ -254,21 +254,13 @@ def main():
     accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
 
     # 4. Length-bucketed batches (accelerate shards whole batches across processes), optimizer
-    # Each loader draws its base seed from its own generator, not the global one that dropout and teacher forcing use:
-    # a resumed run then builds its loaders without shifting the random draws it continues with.
     train_sampler = SortishBatchSampler(lengths["train"], args.per_device_train_batch_size, seed=args.seed)
-    train_loader = torch.utils.data.DataLoader(
-        tokenized["train"],
-        batch_sampler=train_sampler,
-        collate_fn=pair_collator(tokenizer.pad_token_id),
-        generator=torch.Generator().manual_seed(0),
-    )
+    train_loader = loader_for(tokenized["train"], train_sampler, pair_collator(tokenizer.pad_token_id))
     eval_loaders = {
-        split: torch.utils.data.DataLoader(
+        split: loader_for(
             tokenized[split],
-            batch_sampler=SortedBatchSampler(lengths[split], args.per_device_eval_batch_size),
-            collate_fn=pair_collator(tokenizer.pad_token_id, keep_index=True),
-            generator=torch.Generator().manual_seed(0),
+            SortedBatchSampler(lengths[split], args.per_device_eval_batch_size),
+            pair_collator(tokenizer.pad_token_id, keep_index=True),
         )
         for split in tokenized
         if split != "train"

@@ -20,10 +20,8 @@ from ulmfit.training.devise import (
     image_collator,
     image_processor_for,
     load_image_datasets,
-    loader_for,
     parse_unseen_classes,
 )
-from ulmfit.training.samplers import SortedBatchSampler
 
 
 WORDS = ["the", "goldfish", "fire", "salamander", "boat", "bird", "house", "tabby", "cat", "dog"]
@@ -167,13 +165,6 @@ def test_image_collator_decodes_a_batch_and_names_a_file_it_cannot_read():
     broken = ImageRows(dataset, "image", labels=[0], rows=[2])
     with pytest.raises(ValueError, match=r"Cannot read validation image 2 \(c\.png\)"):
         image_collator(processor, "validation")([broken[0]])
-
-
-def test_a_loader_never_draws_from_the_global_random_generator():
-    state = torch.get_rng_state()
-    loader = loader_for(list(range(6)), SortedBatchSampler([1] * 6, 4))
-    assert [batch.tolist() for batch in loader] == [[0, 1, 2, 3], [4, 5]]
-    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_image_processor_for_a_backbone_without_one_uses_imagenet_statistics(tmp_path):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from accelerate.data_loader import BatchSamplerShard
 
-from ulmfit.training.samplers import SortedBatchSampler, SortishBatchSampler
+from ulmfit.training.samplers import SortedBatchSampler, SortishBatchSampler, loader_for
 
 
 LENGTHS = torch.randint(5, 500, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
@@ -51,3 +51,10 @@ def test_drop_last_and_sorted_evaluation_batches():
     assert flat == sorted(LENGTHS, reverse=True) and len(sorted_batches) == 10
     with pytest.raises(ValueError, match="empty"):
         SortishBatchSampler([], 4)
+
+
+def test_a_loader_never_draws_from_the_global_random_generator():
+    state = torch.get_rng_state()
+    loader = loader_for(list(range(6)), SortedBatchSampler([1] * 6, 4))
+    assert [batch.tolist() for batch in loader] == [[0, 1, 2, 3], [4, 5]]
+    assert torch.equal(torch.get_rng_state(), state)

@@ -8,8 +8,7 @@ DeViSE training helpers (fast.ai 2018, lesson 11, `devise.ipynb`; Frome et al., 
   the unseen classes out of the training images, the classes without a word vector dropped or refused.
 - Word vectors: [`build_label_vocabulary`] gives every class name a vector, with a report of what had to be borrowed.
 - Batches: [`ImageRows`] and [`image_collator`] (images decoded per batch, a bad file named by split, row and path),
-  [`loader_for`] (a loader that never draws from the global RNG) and [`image_processor_for`] (the backbone's own
-  preprocessing).
+  [`image_processor_for`] (the backbone's own preprocessing).
 - Features: [`backbone_features`] and [`precompute_backbone_features`], the frozen backbone's concat-pooled features
   cached under [`feature_cache_key`] (the notebook's `precompute=True`).
 - Metrics: [`embed_validation`] (the validation images' embeddings, gathered across processes) and
@@ -40,7 +39,7 @@ from transformers import AutoImageProcessor
 from .. import metrics
 from ..models.devise.image_processing_devise import DeviseImageProcessor, open_image
 from ..models.devise.tokenization_devise import DeviseTokenizer, load_devise_word_vectors, read_word_vectors
-from .samplers import SortedBatchSampler
+from .samplers import SortedBatchSampler, loader_for
 
 
 # how DeviseTokenizer cuts a text into words, and the punctuation it strips around them
@@ -397,18 +396,6 @@ def build_devise_data(
 # Batches and the frozen backbone's features
 
 
-def loader_for(dataset, batch_sampler, collate=None, num_workers: int = 0) -> DataLoader:
-    """A DataLoader with its own generator, so that building or iterating it never draws from the global RNG (the
-    dropout masks a resumed run continues with)."""
-    return DataLoader(
-        dataset,
-        batch_sampler=batch_sampler,
-        collate_fn=collate,
-        num_workers=num_workers,
-        generator=torch.Generator().manual_seed(0),
-    )
-
-
 def image_processor_for(backbone: str, image_size: int | None) -> DeviseImageProcessor:
     """
     A DeviseImageProcessor with the backbone's normalisation and size when it ships an image processor (a converted
@@ -563,7 +550,6 @@ __all__ = [
     "image_collator",
     "image_processor_for",
     "load_image_datasets",
-    "loader_for",
     "parse_unseen_classes",
     "precompute_backbone_features",
     "ranked",

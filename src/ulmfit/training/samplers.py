@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 
 class SortishBatchSampler(Sampler[list[int]]):
@@ -86,4 +86,19 @@ class SortedBatchSampler(Sampler[list[int]]):
             yield batch.tolist()
 
 
-__all__ = ["SortedBatchSampler", "SortishBatchSampler"]
+def loader_for(dataset, batch_sampler: Sampler[list[int]], collate_fn=None, num_workers: int = 0) -> DataLoader:
+    """
+    A `DataLoader` over `batch_sampler`'s batches with its own generator: building or iterating it never draws from
+    the global RNG, so a resumed run builds its loaders without shifting the dropout masks (or teacher-forcing draws)
+    it continues with.
+    """
+    return DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
+__all__ = ["SortedBatchSampler", "SortishBatchSampler", "loader_for"]
