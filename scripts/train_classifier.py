@@ -9,6 +9,7 @@ the layer groups, with AR/TAR in the loss and gradient clipping.
     python scripts/train_classifier.py --model_name_or_path runs/imdb-lm --train_file reviews.csv \\
         --text_column text --label_column label --output_dir runs/imdb-classifier
     accelerate launch --mixed_precision bf16 scripts/train_classifier.py ...   # one GPU, or several
+    python scripts/train_classifier.py ... --with_tracking --report_to tensorboard   # logs under --output_dir
 """
 
 from dataclasses import dataclass, field
@@ -186,6 +187,7 @@ def main():
 
     start = {"stage": 0, "epoch": 0, "batch": 0, "completed_steps": 0}
     position, log, scheduler, _ = resume_from(accelerator, args.resume_from_checkpoint, output_dir, rebuild, start)
+    script_steps.start_tracking(accelerator, args, "train_classifier")
 
     # 5. Gradual unfreezing: one one-cycle per stage
     step = position["completed_steps"]
@@ -230,6 +232,7 @@ def main():
             accelerator.print(
                 f"epoch {epoch_index} ({stage.name}): accuracy {row['accuracy']:.4f}, f1 {row['f1']:.4f}"
             )
+            script_steps.log_metrics(accelerator, args, row)
             epoch_index += 1
             if script_steps.checkpoint_due(args.checkpointing_steps, step, end_of_epoch=True):
                 here = {"stage": stage_index, "epoch": epoch + 1, "batch": 0, "completed_steps": step, "log": log}
@@ -237,6 +240,8 @@ def main():
 
     # 6. Save: model, tokenizer (with remote code), results, log, card; then push
     script_steps.save_model(accelerator, model, tokenizer, output_dir)
+    if args.with_tracking:
+        accelerator.end_training()  # on every process, after the last collective step
     if not accelerator.is_main_process:
         return
     results = {"eval_accuracy": log[-1]["accuracy"], "eval_f1": log[-1]["f1"], "train_steps": step}
@@ -248,7 +253,9 @@ def main():
         awd_lstm_card("classifier", backwards=getattr(tokenizer, "backwards", False)),
         base_model=args.model_name_or_path,
         datasets=[args.dataset_name] if args.dataset_name else [],
-        dataset_name=args.dataset_name or Path(args.train_file).name,
+        datasets_description=args.dataset_name or f"local file `{Path(args.train_file).name}`",
+        dataset_name=script_steps.evaluation_data_name(args),
+        dataset_type=args.dataset_name,
         metrics={"accuracy": results["eval_accuracy"], "f1": results["eval_f1"]},
     )
     accelerator.print(f"accuracy {results['eval_accuracy']:.4f}, f1 {results['eval_f1']:.4f}")

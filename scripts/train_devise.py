@@ -252,6 +252,7 @@ def main():
     start = {"epoch": 0, "batch": 0, "completed_steps": 0}
     position, log, scheduler, _ = resume_from(accelerator, args.resume_from_checkpoint, output_dir, schedule, start)
     scheduler = scheduler or schedule()
+    script_steps.start_tracking(accelerator, args, "train_devise")
 
     # 6. Train; evaluate every epoch
     step, evaluated = position["completed_steps"], None
@@ -280,6 +281,7 @@ def main():
         row = {"epoch": epoch, "step": step, "train_loss": loss_sum / max(loss_count, 1)}
         row.update(evaluate_embeddings(evaluated[0], evaluated[1], class_vectors.cpu(), unseen))
         log.append(row)
+        script_steps.log_metrics(accelerator, args, row)
         accelerator.print(
             f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "step"))
         )
@@ -292,6 +294,8 @@ def main():
         evaluated = embed_validation(model, valid_loader, accelerator)
     unwrapped.set_label_embeddings(class_vectors, names)
     script_steps.save_model(accelerator, model, processor, output_dir)
+    if args.with_tracking:
+        accelerator.end_training()  # on every process, after the last collective step
     if not accelerator.is_main_process:
         return
     DeviseIndex.build(evaluated[0], ids=evaluated[2]).save(output_dir / "validation_index.safetensors")
@@ -313,6 +317,8 @@ def main():
         described += (
             f"; {len(unseen)} classes held out for zero-shot evaluation: {', '.join(names[c] for c in unseen)}"
         )
+    # a Hub dataset's own name for the split evaluated on (its validation, valid or test split)
+    hub_split = data.splits["validation"].split if args.dataset_name else None
     card = script_steps.save_results_and_card(
         accelerator,
         args,
@@ -322,7 +328,9 @@ def main():
         base_model=args.backbone_checkpoint,
         datasets=[args.dataset_name] if args.dataset_name else [],
         datasets_description=described,
-        dataset_name=args.dataset_name or Path(args.train_file or args.train_dir).name,
+        dataset_name=script_steps.evaluation_data_name(args),
+        dataset_type=args.dataset_name,
+        dataset_split=str(hub_split or "validation"),
         metrics=final,
     )
     accelerator.print(", ".join(f"{name} {value:.4f}" for name, value in final.items()))

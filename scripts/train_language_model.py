@@ -23,7 +23,7 @@ the mean embedding (fastai's `match_embeds`); `--drop_mult` sets fastai's dropou
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 scripts/train_language_model.py ...
 """
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -121,8 +121,6 @@ class LanguageModelTrainingArguments(script_steps.TrainingScriptArguments):
     # --- logging and checkpoints ------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/awd-lstm", metadata={"help": "Where the model, logs and plots go."})
     logging_steps: int = field(default=20, metadata={"help": "Log the training loss every N optimizer steps."})
-    with_tracking: bool = field(default=False, metadata={"help": "Also log to the --report_to trackers."})
-    report_to: str = field(default="tensorboard", metadata={"help": "Accelerate trackers, e.g. tensorboard, all."})
     find_lr: bool = field(default=False, metadata={"help": "Run the learning-rate finder, save lr_find.png, exit."})
 
 
@@ -133,8 +131,6 @@ def main():
     accelerator = script_steps.make_accelerator(
         args,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=args.report_to if args.with_tracking else None,
-        project_dir=args.output_dir,
         kwargs_handlers=[ddp],
     )
     set_seed(args.seed)
@@ -303,8 +299,7 @@ def main():
     start = {"stage": 0, "epoch": 0, "window": 0, "completed_steps": 0}
     position, log, scheduler, state = resume_from(accelerator, args.resume_from_checkpoint, output_dir, rebuild, start)
 
-    if args.with_tracking:
-        accelerator.init_trackers("train_language_model", {k: v for k, v in asdict(args).items() if v is not None})
+    script_steps.start_tracking(accelerator, args, "train_language_model")
 
     # 5. Train: stages -> epochs -> BPTT windows
     completed_steps = position["completed_steps"]
@@ -347,8 +342,7 @@ def main():
                     progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", stage=stage.name)
                     row = {"step": completed_steps, "epoch": global_epoch, "train_loss": loss, "learning_rate": lr}
                     log.append(row)
-                    if args.with_tracking:
-                        accelerator.log({"train_loss": loss, "learning_rate": lr}, step=completed_steps)
+                    script_steps.log_metrics(accelerator, args, row)
                 if script_steps.checkpoint_due(args.checkpointing_steps, completed_steps):
                     here = {
                         "stage": stage_index,
@@ -374,8 +368,7 @@ def main():
                     f"epoch {global_epoch} ({stage.name}): validation loss {results['loss']:.4f}, "
                     f"perplexity {results['perplexity']:.2f}, accuracy {results['accuracy']:.4f}"
                 )
-                if args.with_tracking:
-                    accelerator.log({k: v for k, v in row.items() if k != "step"}, step=completed_steps)
+                script_steps.log_metrics(accelerator, args, row)
             if script_steps.checkpoint_due(args.checkpointing_steps, completed_steps, end_of_epoch=True):
                 here = {
                     "stage": stage_index,
@@ -400,6 +393,8 @@ def main():
 
     # 7. Save: model, tokenizer (with remote code), results, log, plot, model card; then push
     script_steps.save_model(accelerator, model, tokenizer, output_dir)
+    if args.with_tracking:
+        accelerator.end_training()  # on every process, after the last collective step
     if not accelerator.is_main_process:
         return
     final = next((row for row in reversed(log) if "valid_loss" in row), {})
@@ -418,7 +413,8 @@ def main():
         plot_curve=True,
         base_model=args.model_name_or_path if fine_tuning else None,
         datasets=[args.dataset_name] if args.dataset_name else [],
-        dataset_name=args.dataset_name or Path(args.train_file).name,
+        dataset_name=script_steps.evaluation_data_name(args),
+        dataset_type=args.dataset_name,
         datasets_description=args.dataset_name or f"local file `{Path(args.train_file).name}`",
         metrics={
             k: v
@@ -426,8 +422,6 @@ def main():
             if v is not None
         },
     )
-    if args.with_tracking:
-        accelerator.end_training()
     accelerator.print(f"validation perplexity {results['perplexity']}, accuracy {results['eval_accuracy']}")
     if args.push_to_hub:
         (output_dir / ".gitignore").write_text("step_*\nepoch_*\n*.tmp\n")

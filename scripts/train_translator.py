@@ -296,6 +296,7 @@ def main():
     start = {"epoch": 0, "batch": 0, "completed_steps": 0, "running_loss": [0.0, 0]}
     position, log, scheduler, _ = resume_from(accelerator, args.resume_from_checkpoint, output_dir, schedule, start)
     scheduler = scheduler or schedule()
+    script_steps.start_tracking(accelerator, args, "train_translator")
 
     def validate(epoch: int) -> dict:
         """Validation loss, greedy BLEU and chrF, into the log."""
@@ -304,6 +305,7 @@ def main():
         )
         row = {"step": step, "epoch": epoch, "valid_loss": scores["loss"], "bleu": scores["bleu"]}
         log.append({**row, "chrf": scores["chrf"]})
+        script_steps.log_metrics(accelerator, args, log[-1])
         accelerator.print(
             f"step {step} (epoch {epoch}): validation loss {scores['loss']:.4f}, BLEU {scores['bleu']:.2f}, "
             f"chrF {scores['chrf']:.2f}, teacher forcing {forcing(step):.2f}; e.g. {scores['examples'][:2]}"
@@ -341,6 +343,7 @@ def main():
                         "teacher_forcing": ratio,
                     }
                 )
+                script_steps.log_metrics(accelerator, args, log[-1])
                 loss_sum, loss_count = 0.0, 0
             if args.eval_steps and step % args.eval_steps == 0:
                 scores = validate(epoch)
@@ -375,11 +378,14 @@ def main():
             )
             results[f"{prefix}_bleu_beam{beams}"], results[f"{prefix}_chrf_beam{beams}"] = beam["bleu"], beam["chrf"]
     results["bleu_signature"] = scores.get("bleu_signature")
+    script_steps.log_metrics(accelerator, args, {"step": step, **results})  # with the test and beam scores
     scored = ", ".join(f"{k} {v:.2f}" for k, v in results.items() if "bleu" in k and isinstance(v, float))
     accelerator.print(scored)
 
     # 8. Save: model (with remote code and the translation pipeline), tokenizer, results, log, plot, card; then push
     script_steps.save_model(accelerator, model, tokenizer, output_dir)
+    if args.with_tracking:
+        accelerator.end_training()  # on every process, after the last collective step
     if not accelerator.is_main_process:
         return
     shutil.rmtree(tokenizer_dir, ignore_errors=True)  # its copy for the other processes; the folder has its own
@@ -400,7 +406,8 @@ def main():
         plot_curve=True,
         language=[args.source_lang, args.target_lang],
         datasets=[args.dataset_name] if args.dataset_name else [],
-        dataset_name=Path(args.test_file).name if test else args.dataset_name or Path(args.train_file).name,
+        dataset_name=Path(args.test_file).name if test else script_steps.evaluation_data_name(args),
+        dataset_type=None if test else args.dataset_name,
         datasets_description="; ".join(described),
         dataset_split="test" if test else "validation",
         metrics={

@@ -1,7 +1,7 @@
 import pytest
 from huggingface_hub import ModelCard
 
-from ulmfit.model_card import ModelCardInfo, render_model_card
+from ulmfit.model_card import ModelCardInfo, check_hub_metadata, is_hub_id, render_model_card
 from ulmfit.model_card.awd_lstm import (
     BACKWARD_CLASSIFIER_CARD,
     BACKWARD_LANGUAGE_MODEL_CARD,
@@ -88,3 +88,56 @@ def test_every_family_supplies_a_card_that_renders():
 def test_unknown_awd_lstm_task_has_no_card():
     with pytest.raises(ValueError, match="'tagger'"):
         awd_lstm_card("tagger")
+
+
+def test_a_local_base_model_and_local_data_stay_out_of_the_metadata_and_are_named_in_the_prose(tmp_path):
+    base = tmp_path / "runs" / "lm"
+    base.mkdir(parents=True)  # exists here: a local folder, as transformers' Trainer decides
+    info = make_info(
+        base_model=str(base), datasets=["unsup.parquet"], dataset_name="held-out 2% of unsup.parquet", dataset_type=""
+    )
+    card = render_model_card(info)
+    card.save(tmp_path / "README.md")
+    data = ModelCard.load(tmp_path / "README.md").data
+    assert data.base_model is None and data.datasets is None
+    assert [(r.dataset_type, r.dataset_name, r.dataset_split) for r in data.eval_results][0] == (
+        "unknown",
+        "held-out 2% of unsup.parquet",
+        "validation",
+    )
+    body = card.text
+    assert f"**Fine-tuned from:** `{base}`" in body and "**Training data:** `unsup.parquet`" in body
+    check_hub_metadata(card)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("stanfordnlp/imdb", True),
+        ("wikitext", True),
+        ("runs/bench-devise-zero-shot/cache/efficientnet-lite0", False),  # the Hub's repo-id check rejects it
+        ("/tmp/pre/awd-lstm-imdb-small", False),
+        ("unsup.parquet", False),  # a data file's name, not a dataset on the Hub
+        ("", False),
+        (None, False),
+    ],
+)
+def test_is_hub_id_tells_hub_ids_from_local_paths(name, expected):
+    assert is_hub_id(name) is expected
+
+
+def test_hub_ids_are_kept_in_the_metadata():
+    card = render_model_card(make_info())
+    assert card.data.base_model == "me/awd-lstm-wt103" and card.data.datasets == ["stanfordnlp/imdb"]
+    assert {(r.dataset_type, r.dataset_split) for r in card.data.eval_results} == {("stanfordnlp/imdb", "validation")}
+    check_hub_metadata(card)
+
+
+def test_check_hub_metadata_names_what_the_hub_would_reject():
+    card = ModelCard(
+        "---\nbase_model: runs/a/b/c\ndatasets:\n- unsup.parquet\nmodel-index:\n- name: m\n  results:\n"
+        "  - task:\n      type: text-generation\n    dataset:\n      name: x\n      type: train.parquet\n"
+        "    metrics:\n    - type: accuracy\n      value: 0.5\n---\n"
+    )
+    with pytest.raises(ValueError, match="base_model 'runs/a/b/c'.*datasets 'unsup.parquet'.*no split.*train.parquet"):
+        check_hub_metadata(card)

@@ -36,7 +36,8 @@ def score(name: str, predictions: list[str], references: list[str], label2id: di
     predicted = [label2id[p] for p in predictions]
     expected = [label2id[r] for r in references]
     accuracy = metrics.load("accuracy").compute(predictions=predicted, references=expected)["accuracy"]
-    f1 = metrics.load("f1").compute(predictions=predicted, references=expected)["f1"]
+    average = "binary" if len(label2id) == 2 else "macro"  # the Hub's f1 refuses "binary" for more than two labels
+    f1 = metrics.load("f1").compute(predictions=predicted, references=expected, average=average)["f1"]
     print(f"  {name:<18} accuracy {accuracy:.2%}  F1 {f1:.4f}", flush=True)
     return {"accuracy": accuracy, "f1": f1}
 

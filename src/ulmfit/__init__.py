@@ -27,6 +27,7 @@ from .models.awd_lstm import (
     AwdLstmModel,
     AwdLstmOutput,
     AwdLstmPreTrainedModel,
+    AwdLstmSequenceClassifierOutput,
     AwdLstmTokenizer,
 )
 from .models.devise import (
@@ -121,6 +122,7 @@ __all__ = [
     "AwdLstmModel",
     "AwdLstmOutput",
     "AwdLstmPreTrainedModel",
+    "AwdLstmSequenceClassifierOutput",
     "AwdLstmTextClassificationPipeline",
     "AwdLstmTokenizer",
     "GruSeq2SeqConfig",

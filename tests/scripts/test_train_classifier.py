@@ -1,11 +1,16 @@
 """scripts/train_classifier.py, run for real on a tiny labelled corpus from a tiny saved language model."""
 
+import importlib.util
 import json
 
 import pytest
 import torch
+from accelerate import Accelerator
+from huggingface_hub import ModelCard
 from resume_helpers import assert_same_run, resume
 from transformers import AutoModelForSequenceClassification, pipeline
+
+from ulmfit.model_card import check_hub_metadata
 
 
 @pytest.fixture
@@ -56,7 +61,51 @@ def test_gradual_unfreezing_trains_and_saves_a_pipeline_ready_classifier(script,
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "neg", "1": "pos"} and config["output_dropout"] == pytest.approx(0.2)
     assert "pipeline_tag: text-classification" in (out / "README.md").read_text()
+    card = ModelCard.load(out / "README.md")
+    check_hub_metadata(card)  # the local language model and reviews.csv are named in the prose only
+    assert card.data.base_model is None and f"`{saved_lm}`" in card.text and "`reviews.csv`" in card.text
+    assert {(r.dataset_name, r.dataset_split) for r in card.data.eval_results} == {
+        ("held-out 25% of reviews.csv", "validation")
+    }
     assert pipeline("text-classification", model=str(out))("I loved it.")[0]["label"] in {"neg", "pos"}
+
+
+TRACKING = ["--with_tracking", "--report_to", "tensorboard"]
+TENSORBOARD_MISSING = importlib.util.find_spec("tensorboard") is None
+
+
+def spy_on_tracking(monkeypatch) -> list[tuple[str, tuple]]:
+    """Record the run's `init_trackers`, `log` and `end_training` calls; each still does its work."""
+    calls = []
+    for name in ("init_trackers", "log", "end_training"):
+        original = getattr(Accelerator, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            calls.append((_name, args))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Accelerator, name, spy)
+    return calls
+
+
+def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(
+    script, saved_lm, reviews, tmp_path, monkeypatch
+):
+    calls = spy_on_tracking(monkeypatch)
+    out = tmp_path / "tracked"
+    script([*common_args(saved_lm, reviews), "--epochs", "1,1", "--output_dir", out, *TRACKING])
+    names = [name for name, _ in calls]
+    assert names[0] == "init_trackers" and names[-1] == "end_training" and "log" in names
+    project, config = calls[0][1]
+    assert project == "train_classifier" and config["report_to"] == "tensorboard" and "hub_token" not in config
+    assert all(isinstance(value, (int, float)) for name, args in calls if name == "log" for value in args[0].values())
+
+
+@pytest.mark.skipif(TENSORBOARD_MISSING, reason="tensorboard is not installed here, and tests install nothing")
+def test_with_tracking_writes_tensorboard_event_files(script, saved_lm, reviews, tmp_path):
+    out = tmp_path / "tracked"
+    script([*common_args(saved_lm, reviews), "--epochs", "1,1", "--output_dir", out, *TRACKING])
+    assert list((out / "train_classifier").rglob("events.out.tfevents.*"))
 
 
 def test_bf16_mixed_precision_trains_and_evaluates_on_the_cpu(script, saved_lm, reviews, tmp_path):

@@ -1,5 +1,6 @@
 """scripts/train_devise.py, run for real on tiny generated images, a tiny word-vector file and a tiny backbone."""
 
+import importlib.util
 import io
 import json
 import shutil
@@ -10,11 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from accelerate import Accelerator
+from huggingface_hub import ModelCard
 from resume_helpers import assert_same_run, resume
 from safetensors.torch import load_file
 from transformers import pipeline
 
 from ulmfit import DeviseModel, EfficientNetLiteConfig, EfficientNetLiteModel
+from ulmfit.model_card import check_hub_metadata
 
 
 CLASSES = ["goldfish", "fire salamander", "boat", "birdhouse", "tabby cat, tabby", "dog"]
@@ -127,6 +131,12 @@ def test_precomputed_run_saves_a_model_that_the_zero_shot_and_search_pipelines_l
     card = (out / "README.md").read_text()
     assert "pipeline_tag: zero-shot-image-classification" in card and "zero_shot_hit@5" in card
     assert "--unseen_classes 'tabby cat,dog'" in card  # the exact command
+    loaded = ModelCard.load(out / "README.md")
+    check_hub_metadata(loaded)  # the local backbone folder is not a base model
+    assert loaded.data.base_model is None and f"`{data / 'backbone'}`" in loaded.text
+    assert {(r.dataset_name, r.dataset_split) for r in loaded.data.eval_results} == {
+        ("validation.parquet", "validation")
+    }
 
     model = DeviseModel.from_pretrained(out)
     assert list(model.config.id2label.values()) == [
@@ -145,6 +155,42 @@ def test_precomputed_run_saves_a_model_that_the_zero_shot_and_search_pipelines_l
     found = search("birdhouse", top_k=3)
     assert len(found) == 3 and all(0 <= result["id"] < 12 for result in found)
     assert search(image, top_k=1, target="words")[0]["word"] in {"the", *WORDS, "birdhouse"}
+
+
+TRACKING = ["--with_tracking", "--report_to", "tensorboard"]
+TENSORBOARD_MISSING = importlib.util.find_spec("tensorboard") is None
+
+
+def spy_on_tracking(monkeypatch) -> list[tuple[str, tuple]]:
+    """Record the run's `init_trackers`, `log` and `end_training` calls; each still does its work."""
+    calls = []
+    for name in ("init_trackers", "log", "end_training"):
+        original = getattr(Accelerator, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            calls.append((_name, args))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Accelerator, name, spy)
+    return calls
+
+
+def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(script, data, tmp_path, monkeypatch):
+    calls = spy_on_tracking(monkeypatch)
+    out = tmp_path / "tracked"
+    script([*common_args(data, "--precompute", "--num_train_epochs", 1), "--output_dir", out, *TRACKING])
+    names = [name for name, _ in calls]
+    assert names[0] == "init_trackers" and names[-1] == "end_training" and "log" in names
+    project, config = calls[0][1]
+    assert project == "train_devise" and config["report_to"] == "tensorboard" and "hub_token" not in config
+    assert all(isinstance(value, (int, float)) for name, args in calls if name == "log" for value in args[0].values())
+
+
+@pytest.mark.skipif(TENSORBOARD_MISSING, reason="tensorboard is not installed here, and tests install nothing")
+def test_with_tracking_writes_tensorboard_event_files(script, data, tmp_path):
+    out = tmp_path / "tracked"
+    script([*common_args(data, "--precompute", "--num_train_epochs", 1), "--output_dir", out, *TRACKING])
+    assert list((out / "train_devise").rglob("events.out.tfevents.*"))
 
 
 def test_bf16_mixed_precision_trains_and_scores_on_the_cpu(script, data, tmp_path):

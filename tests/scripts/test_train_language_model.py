@@ -1,5 +1,6 @@
 """scripts/train_language_model.py run for real on a tiny corpus: in-process, as subprocesses, as two processes."""
 
+import importlib.util
 import json
 import os
 import re
@@ -11,10 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate import Accelerator
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ulmfit import AwdLstmTokenizer
+from ulmfit.model_card import check_hub_metadata
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_language_model.py"
@@ -94,8 +98,46 @@ def test_smoke_run_saves_a_loadable_model_with_results_and_card(script, corpus, 
     assert model.config.embedding_size == 16 and model.generation_config.suppress_tokens
     card = (out / "README.md").read_text()
     assert "model-index" in card and "--max_train_steps 6" in card
+    check_hub_metadata(ModelCard.load(out / "README.md"))
+    assert "name: held-out 5% of corpus.txt" in card and "split: validation" in card
     log = json.loads((out / "training_log.json").read_text())
     assert [row["step"] for row in log if "train_loss" in row] == [2, 4, 6]
+
+
+TRACKING = ["--with_tracking", "--report_to", "tensorboard"]
+TENSORBOARD_MISSING = importlib.util.find_spec("tensorboard") is None
+
+
+def spy_on_tracking(monkeypatch) -> list[tuple[str, tuple]]:
+    """Record the run's `init_trackers`, `log` and `end_training` calls; each still does its work."""
+    calls = []
+    for name in ("init_trackers", "log", "end_training"):
+        original = getattr(Accelerator, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            calls.append((_name, args))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Accelerator, name, spy)
+    return calls
+
+
+def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(script, corpus, tmp_path, monkeypatch):
+    calls = spy_on_tracking(monkeypatch)
+    out = tmp_path / "tracked"
+    script(["--train_file", corpus, "--output_dir", out, "--max_train_steps", 2, *TINY, *TRACKING])
+    names = [name for name, _ in calls]
+    assert names[0] == "init_trackers" and names[-1] == "end_training" and "log" in names
+    project, config = calls[0][1]
+    assert project == "train_language_model" and config["report_to"] == "tensorboard" and "hub_token" not in config
+    assert all(isinstance(value, (int, float)) for name, args in calls if name == "log" for value in args[0].values())
+
+
+@pytest.mark.skipif(TENSORBOARD_MISSING, reason="tensorboard is not installed here, and tests install nothing")
+def test_with_tracking_writes_tensorboard_event_files(script, corpus, tmp_path):
+    out = tmp_path / "tracked"
+    script(["--train_file", corpus, "--output_dir", out, "--max_train_steps", 2, *TINY, *TRACKING])
+    assert list((out / "train_language_model").rglob("events.out.tfevents.*"))
 
 
 def test_bf16_mixed_precision_trains_and_scores_on_the_cpu(script, corpus, tmp_path):
@@ -165,7 +207,9 @@ def test_fine_tuning_with_a_new_vocabulary_matches_embeddings(script, corpus, tm
     kept = base_model.get_input_embeddings().weight[base_vocab["the"]]
     # a word of both vocabularies keeps its trained row: it only moved by the fine-tuning steps
     assert torch.allclose(tuned.get_input_embeddings().weight[tuned_vocab["the"]], kept, atol=0.05)
-    assert "base_model: " in (out / "README.md").read_text()
+    card = ModelCard.load(out / "README.md")  # a local base model is named in the prose, not as `base_model`
+    check_hub_metadata(card)
+    assert card.data.base_model is None and f"**Fine-tuned from:** `{base}`" in card.text
 
 
 def test_drop_mult_scales_fastais_dropouts_when_fine_tuning(script, corpus, tmp_path):

@@ -1,5 +1,6 @@
 """scripts/train_translator.py, run for real on a few dozen made-up French -> English pairs."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -7,8 +8,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from accelerate import Accelerator
+from huggingface_hub import ModelCard
 from resume_helpers import assert_same_run, resume
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
+
+from ulmfit.model_card import check_hub_metadata
 
 
 SUBJECTS = [
@@ -87,6 +92,11 @@ def test_end_to_end_run_saves_a_pipeline_ready_translator_with_card_log_and_scor
     assert "pipeline_tag: translation" in card and "model-index" in card and "type: bleu" in card
     assert "split: test" in card and "type: bleu_beam2" in card and "--eval_num_beams 2" in card  # + the command
     assert "target embedding from `en.txt` (4/" in card
+    loaded = ModelCard.load(out / "README.md")
+    check_hub_metadata(loaded)
+    assert {(r.dataset_type, r.dataset_name, r.dataset_split) for r in loaded.data.eval_results} == {
+        ("unknown", "test.parquet", "test")
+    }
 
     model = AutoModelForSeq2SeqLM.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -95,6 +105,42 @@ def test_end_to_end_run_saves_a_pipeline_ready_translator_with_card_log_and_scor
     translate = pipeline("translation", model=str(out), trust_remote_code=True)
     result = translate(["Je suis content.", "Ils sont ici."], batch_size=2)
     assert [sorted(r) for r in result] == [["translation_text"], ["translation_text"]]
+
+
+TRACKING = ["--with_tracking", "--report_to", "tensorboard"]
+TENSORBOARD_MISSING = importlib.util.find_spec("tensorboard") is None
+
+
+def spy_on_tracking(monkeypatch) -> list[tuple[str, tuple]]:
+    """Record the run's `init_trackers`, `log` and `end_training` calls; each still does its work."""
+    calls = []
+    for name in ("init_trackers", "log", "end_training"):
+        original = getattr(Accelerator, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            calls.append((_name, args))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Accelerator, name, spy)
+    return calls
+
+
+def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(script, data, tmp_path, monkeypatch):
+    calls = spy_on_tracking(monkeypatch)
+    out = tmp_path / "tracked"
+    script([*TINY, *files(data, "train", "validation"), "--output_dir", out, "--num_train_epochs", 1, *TRACKING])
+    names = [name for name, _ in calls]
+    assert names[0] == "init_trackers" and names[-1] == "end_training" and "log" in names
+    project, config = calls[0][1]
+    assert project == "train_translator" and config["report_to"] == "tensorboard" and "hub_token" not in config
+    assert all(isinstance(value, (int, float)) for name, args in calls if name == "log" for value in args[0].values())
+
+
+@pytest.mark.skipif(TENSORBOARD_MISSING, reason="tensorboard is not installed here, and tests install nothing")
+def test_with_tracking_writes_tensorboard_event_files(script, data, tmp_path):
+    out = tmp_path / "tracked"
+    script([*TINY, *files(data, "train", "validation"), "--output_dir", out, "--num_train_epochs", 1, *TRACKING])
+    assert list((out / "train_translator").rglob("events.out.tfevents.*"))
 
 
 def test_bf16_mixed_precision_trains_and_scores_on_the_cpu(script, data, tmp_path):

@@ -1,3 +1,4 @@
+import argparse
 import json
 from dataclasses import dataclass, field
 
@@ -86,6 +87,50 @@ def test_cpu_flag_and_mixed_precision_reach_the_accelerator(monkeypatch):
         {"cpu": True, "mixed_precision": "bf16", "gradient_accumulation_steps": 2},
         {"cpu": False, "mixed_precision": "no"},
     ]
+
+
+def test_with_tracking_the_report_to_trackers_log_under_the_output_folder(monkeypatch):
+    made = []
+    monkeypatch.setattr(script_steps, "Accelerator", lambda **kwargs: made.append(kwargs))
+    make_accelerator(parse("--with_tracking", "--report_to", "tensorboard", "--output_dir", "runs/x"))
+    assert made == [{"cpu": False, "mixed_precision": "no", "log_with": "tensorboard", "project_dir": "runs/x"}]
+    assert parse().report_to == "all"  # as in transformers' `*_no_trainer` examples
+
+
+def test_start_tracking_sends_the_arguments_without_the_token(monkeypatch):
+    started = []
+    tracker = type("Tracked", (), {"init_trackers": lambda self, *args: started.append(args)})()
+    script_steps.start_tracking(tracker, parse("--hub_token", "secret"), "toy")
+    assert started == []  # without --with_tracking
+    script_steps.start_tracking(tracker, parse("--with_tracking", "--hub_token", "secret"), "toy")
+    ((project, config),) = started
+    assert project == "toy" and config["learning_rate"] == 1e-3 and "hub_token" not in config
+
+
+def test_log_metrics_sends_the_numbers_of_a_row_at_its_step():
+    logged = []
+    tracker = type("Tracked", (), {"log": lambda self, values, step: logged.append((values, step))})()
+    row = {"step": 7, "epoch": 1, "stage": "unfreeze_1", "accuracy": 0.5, "train_loss": None}
+    script_steps.log_metrics(tracker, parse(), row)
+    script_steps.log_metrics(tracker, parse("--with_tracking"), row)
+    assert logged == [({"epoch": 1, "accuracy": 0.5}, 7)]
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--dataset_name", "stanfordnlp/imdb", "--train_file", "t.csv"], "stanfordnlp/imdb"),
+        (["--train_file", "data/t.csv", "--validation_file", "data/v.csv"], "v.csv"),
+        (["--train_file", "data/t.csv"], "held-out 10% of t.csv"),
+        (["--train_dir", "images/train", "--validation_dir", "images/valid"], "valid"),
+    ],
+)
+def test_the_card_names_the_evaluation_data_never_the_training_file_alone(argv, expected):
+    names = ("dataset_name", "train_file", "validation_file", "train_dir", "validation_dir")
+    args = argparse.Namespace(validation_split_percentage=10, **dict.fromkeys(names))
+    for flag, value in zip(argv[::2], argv[1::2]):
+        setattr(args, flag[2:], value)
+    assert script_steps.evaluation_data_name(args) == expected
 
 
 def test_cpu_flag_puts_a_real_accelerator_on_the_cpu():

@@ -7,6 +7,11 @@ training or conversion script supplies what it knows about one run: a [`ModelCar
 hyperparameters, log). `render_model_card` turns both into a `huggingface_hub.ModelCard` (YAML metadata with a
 `model-index` of the measured metrics, then the prose of `template.md`, shipped as package data). It renders offline;
 `push_model_card_last` uploads it after the weights (see its docstring for why).
+
+The metadata names only what the Hub can link to. As transformers' `Trainer.create_model_card` leaves out a base model
+that is a local folder, and setfit writes `type: unknown` for data that are not a Hub dataset, a base model or dataset
+that is a local path (see [`is_hub_id`]) stays out of `base_model`, `datasets` and the `model-index` dataset `type`;
+the card's prose still names it.
 """
 
 import dataclasses
@@ -15,8 +20,14 @@ import shlex
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib import metadata, resources
+from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+
+# the files `datasets` reads locally (csv/json/parquet/text/arrow builders): a name ending so is a file, not a Hub id
+DATA_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt", ".arrow")
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,13 @@ class FamilyCard:
 
 @dataclass
 class ModelCardInfo:
-    """What a card says about one trained model, besides its family's text. Fields left empty are left out."""
+    """
+    What a card says about one trained model, besides its family's text. Fields left empty are left out.
+
+    `base_model` and `datasets` may be Hub ids or local paths: only Hub ids reach the metadata (see [`is_hub_id`]).
+    `dataset_name` is the pretty name of the data the `metrics` were measured on (the validation or test data, never
+    the training file); `dataset_type` is their Hub dataset id, left empty when they are local.
+    """
 
     model_id: str
     family: FamilyCard
@@ -105,14 +122,54 @@ def _installed_version(name: str) -> str:
         return "not installed"
 
 
+def is_hub_id(name: str | None) -> bool:
+    """
+    Whether `name` is a Hub repo id rather than something on this machine. Like transformers' Trainer, which writes a
+    `base_model` only when it is not a local folder, a path that exists here is local; so is a name the Hub's
+    `validate_repo_id` rejects (`runs/a/b`, `/tmp/x`) and a data file's name (`unsup.parquet`).
+    """
+    if not name or Path(name).exists() or name.lower().endswith(DATA_FILE_SUFFIXES):
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def check_hub_metadata(card: ModelCard) -> None:
+    """
+    Raise `ValueError` if the card's metadata is what the Hub would reject or mislabel: a `base_model` or `datasets`
+    entry that is not a repo id, or a `model-index` result without a dataset type or split.
+    """
+    data = ModelCard(str(card)).data  # read back as the Hub reads it: this is what was written
+    problems = []
+    base_models = data.base_model if isinstance(data.base_model, list) else [data.base_model]
+    for kind, names in (("base_model", base_models), ("datasets", data.datasets or [])):
+        problems += [f"{kind} {name!r} is not a Hub repo id" for name in names if name and not is_hub_id(name)]
+    for result in data.eval_results or []:
+        if not result.dataset_split:
+            problems.append(f"the result {result.metric_type!r} has no split")
+        if result.dataset_type != "unknown" and not is_hub_id(result.dataset_type):
+            problems.append(f"the result {result.metric_type!r} has the dataset type {result.dataset_type!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def render_model_card(info: ModelCardInfo) -> ModelCard:
-    """The card of one trained model, rendered offline from the shipped template."""
+    """
+    The card of one trained model, rendered offline from the shipped template. Local base models and data are named
+    in the prose only (see the module docstring).
+    """
     family = info.family
+    hub_base_model = info.base_model if is_hub_id(info.base_model) else None
+    hub_datasets = [name for name in info.datasets if is_hub_id(name)]
+    local_datasets = [name for name in info.datasets if not is_hub_id(name)]
     eval_results = [
         EvalResult(
             task_type=family.pipeline_tag,
-            dataset_type=info.dataset_type or info.dataset_name or "custom",
-            dataset_name=info.dataset_name or info.dataset_type or "custom",
+            dataset_type=info.dataset_type if is_hub_id(info.dataset_type) else "unknown",  # setfit's word for it
+            dataset_name=info.dataset_name or info.dataset_type or "Unknown",
             dataset_split=info.dataset_split,
             metric_type=name,
             metric_name=name,
@@ -126,8 +183,8 @@ def render_model_card(info: ModelCardInfo) -> ModelCard:
         library_name="transformers",
         pipeline_tag=family.pipeline_tag,
         tags=list(family.tags),
-        datasets=info.datasets or None,
-        base_model=info.base_model,
+        datasets=hub_datasets or None,
+        base_model=hub_base_model,
         model_name=info.model_id,
         eval_results=eval_results or None,
     )
@@ -142,8 +199,8 @@ def render_model_card(info: ModelCardInfo) -> ModelCard:
         model_description=info.description or family.description,
         architecture=family.architecture,
         model_class=f"`{family.model_class}`",
-        base_model=info.base_model,
-        datasets_description=info.datasets_description,
+        base_model=info.base_model,  # the prose names a local base model too
+        datasets_description=info.datasets_description or ", ".join(f"`{name}`" for name in local_datasets),
         usage_snippet=family.usage.format(model_id=info.model_id),
         results_table=_markdown_table(results),
         intended_use=family.intended_use,
@@ -206,6 +263,8 @@ __all__ = [
     "CHECKPOINT_PATTERNS",
     "FamilyCard",
     "ModelCardInfo",
+    "check_hub_metadata",
+    "is_hub_id",
     "push_folder_then_card",
     "push_model_card_last",
     "render_model_card",

@@ -4,12 +4,17 @@ A script keeps what belongs to it alone: its data, its model, its plan and the o
 from here:
 
 - [`TrainingScriptArguments`]: the arguments every script takes (output folder, seed, precision, `--cpu`, checkpoints,
-  Hub). Each script's argument dataclass extends it, and `--checkpointing_steps` is checked here, once.
+  experiment tracking, Hub). Each script's argument dataclass extends it, and `--checkpointing_steps` is checked here,
+  once.
 - [`make_accelerator`]: the run's `Accelerator`. As in accelerate's own examples, it uses the CPU only when `--cpu`
   asks; otherwise accelerate chooses the device itself (CUDA, MPS, XPU, ..., or the CPU when there is nothing else).
+  With `--with_tracking` it logs to the `--report_to` trackers under the output folder, as transformers'
+  `*_no_trainer` examples do; [`start_tracking`] starts them with the run's arguments, [`log_metrics`] sends them each
+  row of the training log, and every process calls `accelerator.end_training()` after the last collective step.
 - [`epoch_batches`]: one epoch of a loader driven by a seeded batch sampler, resumable mid-epoch.
 - [`backward_and_step`]: one optimizer step (stop on a non-finite loss, backward, clip, step, schedule, zero_grad).
 - [`checkpoint_due`]: whether `--checkpointing_steps` asks for a checkpoint now.
+- [`evaluation_data_name`]: what the card's results were measured on (never the training file).
 - [`save_model`], [`save_results_and_card`] and [`push_to_hub`]: how every run ends. The weights (with their remote
   code) and the tokenizer or processor, then `all_results.json`, `training_log.json` and the model card, then with
   `--push_to_hub` the folder, with the card uploaded last.
@@ -51,6 +56,11 @@ class TrainingScriptArguments:
     # --- checkpoints ------------------------------------------------------------------------------------------------
     checkpointing_steps: str | None = field(default=None, metadata={"help": "N (every N steps) or `epoch`."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or `latest`."})
+    # --- experiment tracking ----------------------------------------------------------------------------------------
+    with_tracking: bool = field(default=False, metadata={"help": "Also log to the --report_to trackers."})
+    report_to: str = field(
+        default="all", metadata={"help": "Accelerate trackers (tensorboard, wandb, ...) or `all` installed ones."}
+    )
     # --- hub --------------------------------------------------------------------------------------------------------
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder, model card last."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Repo id (default: output folder name)."})
@@ -71,10 +81,39 @@ class TrainingScriptArguments:
 
 def make_accelerator(args: TrainingScriptArguments, **kwargs) -> Accelerator:
     """
-    The run's `Accelerator`: `--cpu` and `--mixed_precision` come from `args`; `kwargs` carry what only some scripts
-    set (gradient accumulation, trackers, `kwargs_handlers`).
+    The run's `Accelerator`: `--cpu`, `--mixed_precision` and, with `--with_tracking`, the `--report_to` trackers
+    (their logs under `--output_dir`) come from `args`; `kwargs` carry what only some scripts set (gradient
+    accumulation, `kwargs_handlers`).
     """
-    return Accelerator(cpu=args.cpu, mixed_precision=args.mixed_precision, **kwargs)
+    tracking = {"log_with": args.report_to, "project_dir": args.output_dir} if args.with_tracking else {}
+    return Accelerator(cpu=args.cpu, mixed_precision=args.mixed_precision, **tracking, **kwargs)
+
+
+def start_tracking(accelerator: Accelerator, args: TrainingScriptArguments, project_name: str) -> None:
+    """With `--with_tracking`, start the trackers with the run's arguments (the unset ones and the token left out)."""
+    if args.with_tracking:
+        accelerator.init_trackers(project_name, script_hyperparameters(args))
+
+
+def log_metrics(accelerator: Accelerator, args: TrainingScriptArguments, row: dict) -> None:
+    """With `--with_tracking`, send the numbers of a training-log row to the trackers, at the row's `step`."""
+    if args.with_tracking:
+        numbers = {name: value for name, value in row.items() if name != "step" and isinstance(value, (int, float))}
+        accelerator.log(numbers, step=row["step"])
+
+
+def evaluation_data_name(args) -> str:
+    """
+    The name of the data a script's results were measured on: the Hub dataset, the validation file or folder, or
+    the share of the training file held out for validation (never the training file alone).
+    """
+    if getattr(args, "dataset_name", None):
+        return args.dataset_name
+    validation = getattr(args, "validation_file", None) or getattr(args, "validation_dir", None)
+    if validation:
+        return Path(validation).name
+    train = getattr(args, "train_file", None) or getattr(args, "train_dir", None)
+    return f"held-out {args.validation_split_percentage:g}% of {Path(train).name}"
 
 
 def epoch_batches(accelerator: Accelerator, train_loader, batch_sampler, epoch: int, skip: int = 0):
@@ -207,8 +246,11 @@ __all__ = [
     "backward_and_step",
     "checkpoint_due",
     "epoch_batches",
+    "evaluation_data_name",
+    "log_metrics",
     "make_accelerator",
     "push_to_hub",
     "save_model",
     "save_results_and_card",
+    "start_tracking",
 ]

@@ -237,3 +237,47 @@ def test_the_class_docstring_example_runs_as_written():
     example = doctest.DocTestParser().get_doctest(text, {}, "AwdLstmTokenizer", None, 0)
     result = doctest.DocTestRunner().run(example)
     assert result.attempted == 4 and result.failed == 0
+
+
+def test_added_tokens_are_kept_whole_and_get_their_own_id(tokenizer):
+    size = len(tokenizer)
+    assert tokenizer.add_tokens(["[SPECIAL_TOKEN_1]"], special_tokens=True) == 1
+    assert len(tokenizer) == size + 1
+    assert tokenizer.tokenize("[SPECIAL_TOKEN_1]") == ["[SPECIAL_TOKEN_1]"]
+    words = tokenizer.tokenize("The movie[SPECIAL_TOKEN_1] was GREAT")
+    assert words == ["xxmaj", "the", "movie", "[SPECIAL_TOKEN_1]", "was", "xxup", "great"]
+    ids = tokenizer("the movie [SPECIAL_TOKEN_1]").input_ids
+    assert ids[-1] == size and tokenizer.convert_ids_to_tokens(ids[-1]) == "[SPECIAL_TOKEN_1]"
+
+
+def test_pairs_follow_the_special_token_count_and_come_in_batches(tokenizer):
+    with_special = tokenizer("the movie", "the music").input_ids
+    without = tokenizer("the movie", "the music", add_special_tokens=False).input_ids
+    assert len(with_special) - len(without) == tokenizer.num_special_tokens_to_add(pair=True) == 2
+    assert tokenizer.tokenize("the movie", "the music") == ["the", "movie", "the", "music"]
+    batch = tokenizer([("the movie", "the music"), ("the", "movie")]).input_ids
+    assert batch == [with_special, tokenizer("the", "movie").input_ids]
+
+
+def test_a_sequence_longer_than_model_max_length_is_warned_about(tokenizer, caplog):
+    import logging
+
+    tokenizer.model_max_length = 3
+    with caplog.at_level(logging.WARNING):
+        ids = tokenizer("the movie the music").input_ids
+    assert len(ids) == 5  # AWD-LSTM reads any length: a warning, not a truncation
+    assert "longer than the specified maximum sequence length for this model (5 > 3)" in caplog.text
+
+
+def test_add_tokens_then_resize_the_model(tokenizer, tiny_config):
+    import torch
+
+    from ulmfit import AwdLstmForCausalLM
+
+    model = AwdLstmForCausalLM(tiny_config).eval()
+    tokenizer.add_tokens(["[SPECIAL_TOKEN_1]"], special_tokens=True)
+    model.resize_token_embeddings(len(tokenizer))
+    batch = tokenizer(["the movie [SPECIAL_TOKEN_1]"], return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert logits.shape[-1] == len(tokenizer) and batch.input_ids[0, -1] == len(tokenizer) - 1

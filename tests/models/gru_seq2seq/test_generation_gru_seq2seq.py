@@ -148,6 +148,26 @@ def test_generate_returns_the_attention_of_every_step(trained_model):
     assert attention.masked_select(padded[:, None, :].expand_as(attention)).abs().sum() == 0
 
 
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_generate_returns_what_the_config_asks_for(trained_model, num_beams):
+    model, tokenizer = trained_model
+    batch = encode(tokenizer, SOURCES[:2])
+    settings = {"max_new_tokens": 4, "num_beams": num_beams, "return_dict_in_generate": True}
+    model.config.output_attentions = model.config.output_hidden_states = True
+    try:
+        outputs = model.generate(**batch, **settings)
+        overridden = model.generate(**batch, **settings, output_attentions=False, output_hidden_states=False)
+    finally:
+        model.config.output_attentions = model.config.output_hidden_states = False
+    steps = outputs.sequences.size(1) - 1
+    assert len(outputs.cross_attentions) == len(outputs.decoder_hidden_states) == steps
+    assert outputs.cross_attentions[0][0].shape == (2 * num_beams, 1, 1, batch["input_ids"].size(1))
+    assert len(outputs.encoder_hidden_states) == 2
+    assert overridden.cross_attentions is overridden.decoder_hidden_states is overridden.encoder_hidden_states is None
+    plain = model.generate(**batch, **settings)
+    assert plain.cross_attentions is plain.encoder_hidden_states is None
+
+
 def test_beam_attentions_follow_the_chosen_beams(trained_model):
     model, tokenizer = trained_model
     batch = encode(tokenizer, SOURCES[:2])

@@ -1,9 +1,11 @@
+import warnings
+
 import pytest
 import torch
 from gru_seq2seq_fixtures import SOURCES, TARGETS, make_config
 from transformers import AutoModel, AutoModelForSeq2SeqLM
 
-from ulmfit import GruSeq2SeqForConditionalGeneration, GruSeq2SeqModel, GruSeq2SeqState
+from ulmfit import GruSeq2SeqForConditionalGeneration, GruSeq2SeqModel, GruSeq2SeqState, GruSeq2SeqTokenizer
 from ulmfit.models.gru_seq2seq.modeling_gru_seq2seq import shift_tokens_right
 
 
@@ -173,3 +175,167 @@ def test_bad_inputs_raise_clear_errors(tiny_model, changes, error, message):
     }
     with pytest.raises(error, match=message):
         tiny_model(**{**inputs, **changes})
+
+
+def base_model_inputs(batch):
+    return {
+        "input_ids": batch["input_ids"],
+        "attention_mask": batch["attention_mask"],
+        "decoder_input_ids": batch["labels"],
+    }
+
+
+@pytest.mark.parametrize("model_class", [GruSeq2SeqModel, GruSeq2SeqForConditionalGeneration])
+def test_output_flags_come_from_the_config_unless_passed(tokenizer, batch, model_class):
+    torch.manual_seed(0)
+    model = model_class(make_config(tokenizer)).eval()
+    inputs = base_model_inputs(batch) if model_class is GruSeq2SeqModel else batch
+    plain = model(**inputs)
+    assert (plain.cross_attentions, plain.encoder_hidden_states, plain.decoder_hidden_states) == (None, None, None)
+
+    model.config.output_attentions = True
+    model.config.output_hidden_states = True
+    outputs = model(**inputs)
+    assert outputs.cross_attentions[0].shape[:2] == (batch["input_ids"].size(0), 1)
+    assert len(outputs.encoder_hidden_states) == 2 and len(outputs.decoder_hidden_states) == 2
+    assert len(model.get_encoder()(batch["input_ids"], batch["attention_mask"]).hidden_states) == 2
+
+    overridden = model(**inputs, output_attentions=False, output_hidden_states=False)
+    assert (overridden.cross_attentions, overridden.encoder_hidden_states, overridden.decoder_hidden_states) == (
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize("model_class", [GruSeq2SeqModel, GruSeq2SeqForConditionalGeneration])
+def test_return_dict_comes_from_the_config_unless_passed(tokenizer, batch, model_class):
+    model = model_class(make_config(tokenizer, return_dict=False)).eval()
+    inputs = base_model_inputs(batch) if model_class is GruSeq2SeqModel else batch
+    as_tuple = model(**inputs)
+    assert isinstance(as_tuple, tuple)
+    as_dict = model(**inputs, return_dict=True)
+    torch.testing.assert_close(as_tuple[0], as_dict[0])
+
+
+def test_resize_token_embeddings_resizes_the_source_side_only(tiny_model, batch):
+    config = tiny_model.config
+    source_size, target_size = config.vocab_size, config.decoder_vocab_size
+    old_source = tiny_model.get_input_embeddings().weight.detach().clone()
+    old_target = tiny_model.lm_head.weight.detach().clone()
+    before = tiny_model(**batch).logits
+
+    embeddings = tiny_model.resize_token_embeddings(source_size + 5)
+    assert embeddings is tiny_model.model.encoder.embed_tokens
+    assert embeddings.weight.shape == (source_size + 5, config.embedding_size)
+    assert (config.vocab_size, config.decoder_vocab_size) == (source_size + 5, target_size)
+    assert tiny_model.lm_head.weight.shape == tiny_model.model.decoder.embed_tokens.weight.shape == old_target.shape
+    assert tiny_model.lm_head.bias.shape == (target_size,)
+    assert tiny_model.lm_head.weight is tiny_model.model.decoder.embed_tokens.weight
+    torch.testing.assert_close(embeddings.weight[:source_size], old_source)
+    torch.testing.assert_close(tiny_model(**batch).logits, before)  # known words translate as before
+    new_ids = torch.tensor([[source_size + 4, tiny_model.config.eos_token_id]])
+    assert tiny_model.generate(new_ids, max_new_tokens=3).shape[0] == 1
+    assert tiny_model.resize_token_embeddings(pad_to_multiple_of=8).weight.size(0) % 8 == 0
+
+
+@pytest.mark.parametrize("tie_word_embeddings", [True, False])
+def test_resize_decoder_token_embeddings_resizes_the_target_side(tokenizer, batch, tmp_path, tie_word_embeddings):
+    torch.manual_seed(0)
+    model = GruSeq2SeqForConditionalGeneration(make_config(tokenizer, tie_word_embeddings=tie_word_embeddings)).eval()
+    config = model.config
+    source_size, target_size = config.vocab_size, config.decoder_vocab_size
+    old_bias = model.lm_head.bias.detach().clone()
+    old_output = model.lm_head.weight.detach().clone()
+    before = model(**batch).logits
+
+    embeddings = model.resize_decoder_token_embeddings(target_size + 3)
+    assert embeddings is model.model.decoder.embed_tokens
+    assert (config.vocab_size, config.decoder_vocab_size) == (source_size, target_size + 3)
+    assert model.model.config.decoder_vocab_size == target_size + 3
+    assert embeddings.weight.shape == model.lm_head.weight.shape == (target_size + 3, config.embedding_size)
+    assert model.lm_head.bias.shape == (target_size + 3,)
+    assert (model.lm_head.weight is embeddings.weight) == tie_word_embeddings
+    torch.testing.assert_close(model.lm_head.bias[:target_size], old_bias)
+    torch.testing.assert_close(model.lm_head.weight[:target_size], old_output)
+    after = model(**batch).logits
+    assert after.shape[-1] == target_size + 3
+    torch.testing.assert_close(after[..., :target_size], before)  # old words keep their scores
+
+    labels = batch["labels"].clone()
+    labels[:, 0] = target_size + 2  # a word only the resized model knows
+    assert torch.isfinite(
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).loss
+    )
+    generated = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=4)
+    assert generated.size(0) == batch["input_ids"].size(0)
+
+    model.save_pretrained(tmp_path)
+    loaded = GruSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert loaded.config.decoder_vocab_size == target_size + 3
+    assert (loaded.lm_head.weight is loaded.model.decoder.embed_tokens.weight) == tie_word_embeddings
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    # the same weights, but loaded at another memory alignment: the matmul kernels may round differently
+    torch.testing.assert_close(loaded(**batch).logits, after)
+
+
+def test_an_extended_target_vocabulary_works_after_resizing_the_decoder(tiny_model, tokenizer):
+    extended = GruSeq2SeqTokenizer(
+        source_vocab=tokenizer.source_tokens, target_vocab=tokenizer.target_tokens + ["zebra"]
+    )
+    tiny_model.resize_decoder_token_embeddings(extended.target_vocab_size)
+    batch = extended([SOURCES[0]], text_target=["I have a zebra."], return_tensors="pt")
+    assert extended.target_vocab["zebra"] in batch["labels"][0].tolist()
+    assert torch.isfinite(tiny_model(**batch).loss)
+
+
+def test_the_base_model_resizes_its_decoder_embedding(tokenizer, batch):
+    model = GruSeq2SeqModel(make_config(tokenizer)).eval()
+    target_size = model.config.decoder_vocab_size
+    model.resize_decoder_token_embeddings(target_size + 2)
+    assert model.decoder.embed_tokens.weight.size(0) == model.config.decoder_vocab_size == target_size + 2
+    decoder_input_ids = torch.full_like(batch["labels"], target_size + 1)
+    assert model(batch["input_ids"], batch["attention_mask"], decoder_input_ids=decoder_input_ids).state is not None
+
+
+@pytest.mark.parametrize("resize", ["resize_token_embeddings", "resize_decoder_token_embeddings"])
+def test_resizing_below_the_special_tokens_is_refused(tiny_model, resize):
+    with pytest.raises(ValueError, match="special tokens"):
+        getattr(tiny_model, resize)(3)
+
+
+def gradients(tokenizer, batch, teacher_forcing_ratio, checkpointing_kwargs=None):
+    torch.manual_seed(0)
+    model = GruSeq2SeqForConditionalGeneration(make_config(tokenizer)).train()  # dropout on: masks must replay
+    gru_calls = []
+    model.model.decoder.gru.register_forward_pre_hook(lambda *args: gru_calls.append(1))
+    if checkpointing_kwargs is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # transformers 5.25 renames it activation_checkpointing_*
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing_kwargs)
+        assert model.model.encoder.gradient_checkpointing and model.model.decoder.gradient_checkpointing
+    torch.manual_seed(1)
+    model(**batch, teacher_forcing_ratio=teacher_forcing_ratio).loss.backward()
+    return {name: parameter.grad for name, parameter in model.named_parameters()}, len(gru_calls)
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+@pytest.mark.parametrize("teacher_forcing_ratio", [1.0, 0.5])
+def test_gradient_checkpointing_gives_the_same_gradients(tokenizer, batch, use_reentrant, teacher_forcing_ratio):
+    expected, plain_calls = gradients(tokenizer, batch, teacher_forcing_ratio)
+    actual, checkpointed_calls = gradients(tokenizer, batch, teacher_forcing_ratio, {"use_reentrant": use_reentrant})
+    assert checkpointed_calls == 2 * plain_calls  # every decoder step ran again in the backward pass
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], msg=name)
+
+
+def test_gradient_checkpointing_is_off_in_eval_and_can_be_disabled(tiny_model, batch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        tiny_model.gradient_checkpointing_enable()
+        before = tiny_model(**batch).logits  # eval: runs as usual
+        tiny_model.gradient_checkpointing_disable()
+    assert not tiny_model.model.encoder.gradient_checkpointing and not tiny_model.model.decoder.gradient_checkpointing
+    torch.testing.assert_close(tiny_model(**batch).logits, before)

@@ -168,3 +168,12 @@ def test_tensors_and_batch_decoding(tokenizer):
 def test_bad_inputs_raise_clear_errors(tokenizer, call, error, message):
     with pytest.raises(error, match=message):
         call(tokenizer)
+
+
+def test_adding_tokens_is_refused_with_a_reason(tokenizer):
+    size = len(tokenizer)
+    with pytest.raises(ValueError, match=r"cannot add \['\[NEW\]'\].*Train the tokenizer again"):
+        tokenizer.add_tokens(["[NEW]"], special_tokens=True)
+    with pytest.raises(ValueError, match="cannot add"):
+        tokenizer.add_special_tokens({"additional_special_tokens": ["<x>"]})
+    assert tokenizer.add_tokens(["xxunk"]) == 0 and len(tokenizer) == size

@@ -8,6 +8,7 @@ from .modeling_awd_lstm import (
     AwdLstmModel,
     AwdLstmOutput,
     AwdLstmPreTrainedModel,
+    AwdLstmSequenceClassifierOutput,
 )
 from .tokenization_awd_lstm import AwdLstmTokenizer
 
@@ -20,5 +21,6 @@ __all__ = [
     "AwdLstmModel",
     "AwdLstmOutput",
     "AwdLstmPreTrainedModel",
+    "AwdLstmSequenceClassifierOutput",
     "AwdLstmTokenizer",
 ]

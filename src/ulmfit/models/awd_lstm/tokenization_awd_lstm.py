@@ -10,6 +10,7 @@ model, which also adds `xxbos`, pads, truncates and builds tensors. Special toke
 import itertools
 import multiprocessing
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sized
 
@@ -244,11 +245,38 @@ class AwdLstmTokenizer(TokenizersBackend):
         if text is None:
             return None
         if isinstance(text, str):
-            return tokenize(text, add_bos=False)
+            return self._split_text(text)
         if isinstance(text, Sized) and isinstance(text, Iterable) and not isinstance(text, Mapping):
             # a list, a tuple, or a `datasets` column such as `dataset["text"]`
-            return [tokenize(_check_text(item, f"item {i} of `{name}`"), add_bos=False) for i, item in enumerate(text)]
+            return [self._split_text(_check_text(item, f"item {i} of `{name}`")) for i, item in enumerate(text)]
         raise TypeError(f"AwdLstmTokenizer expects `{name}` as `str` or a list of `str`, got {type(text).__name__}.")
+
+    def _split_text(self, text: str) -> list[str]:
+        """
+        fastai's rules and word splitting for one text. Tokens added with `add_tokens` (the add-then-resize workflow)
+        are matched first, case-sensitively and longest first, and kept whole; the rules run on the text around them.
+        """
+        added = self._added_token_pattern()
+        if added is None:
+            return tokenize(text, add_bos=False)
+        words = []
+        for index, piece in enumerate(added.split(text)):  # odd pieces are the added tokens themselves
+            if index % 2:
+                words.append(piece)
+            elif piece.strip():
+                words += tokenize(piece, add_bos=False)
+        return words
+
+    def _added_token_pattern(self) -> "re.Pattern | None":
+        """A regex that matches the tokens added on top of the vocabulary (None when there are none)."""
+        size = self._tokenizer.get_vocab_size(with_added_tokens=True)
+        if getattr(self, "_added_pattern_size", None) != size:
+            base = self._tokenizer.get_vocab(with_added_tokens=False)
+            added = {token.content for token in self._tokenizer.get_added_tokens_decoder().values()} - set(base)
+            ordered = sorted(added, key=len, reverse=True)  # longest first, so that "[A]]" wins over "[A]"
+            self._added_pattern = re.compile("(" + "|".join(map(re.escape, ordered)) + ")") if added else None
+            self._added_pattern_size = size
+        return self._added_pattern
 
     def _word_to_id(self) -> dict[str, int]:
         """The vocabulary as a dict, refreshed if tokens were added since it was built."""
@@ -261,8 +289,8 @@ class AwdLstmTokenizer(TokenizersBackend):
     def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs) -> list[str]:
         """fastai's tokens for `text` (words outside the vocabulary included; ids map them to `xxunk`)."""
         tokens = self._split(text, "text")
-        if pair is not None:
-            tokens = tokens + ["xxfld"] + self._split(pair, "pair")
+        if pair is not None:  # fastai's field separator joins a pair, a special token like `xxbos`
+            tokens = tokens + (["xxfld"] if add_special_tokens else []) + self._split(pair, "pair")
         if add_special_tokens:
             tokens = [self.bos_token] + tokens
         return tokens[::-1] if self.backwards else tokens
@@ -298,7 +326,15 @@ class AwdLstmTokenizer(TokenizersBackend):
                 "AwdLstmTokenizer rewrites the text (fastai's rules) before splitting it, so it has no character "
                 "offsets, and it never truncates into overflowing windows (AWD-LSTM reads any length)."
             )
-        # 1. Words, one list per text
+        # 1. Words, one list per text; a batch of (text, pair) tuples is the standard way to pass pairs
+        if (
+            not is_split_into_words
+            and text_pair is None
+            and isinstance(text, (list, tuple))
+            and text
+            and all(isinstance(item, (list, tuple)) and len(item) == 2 for item in text)
+        ):
+            text, text_pair = [item[0] for item in text], [item[1] for item in text]
         if is_split_into_words:
             is_batched = isinstance(text, (list, tuple)) and bool(text) and isinstance(text[0], (list, tuple))
             first, second = (text, text_pair) if is_batched else ([text], None if text_pair is None else [text_pair])
@@ -313,7 +349,7 @@ class AwdLstmTokenizer(TokenizersBackend):
         if second is not None and len(second) != len(first):
             raise ValueError(f"Got {len(first)} texts but {len(second)} text pairs.")
 
-        # 2. Ids, special tokens (fastai's `xxbos`; a pair is joined by `xxfld`), truncation, direction
+        # 2. Ids, special tokens (fastai's `xxbos`, and `xxfld` joining a pair), truncation, direction
         vocab, unk = self._word_to_id(), self.unk_token_id
         bos, fld = self.bos_token_id, vocab["xxfld"]
         truncate = truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None
@@ -323,9 +359,12 @@ class AwdLstmTokenizer(TokenizersBackend):
             special = [0] * len(ids)
             if second is not None:
                 pair_ids = [vocab.get(word, unk) for word in second[index]]
-                ids, special = ids + [fld] + pair_ids, special + [1] + [0] * len(pair_ids)
+                separator = [fld] if add_special_tokens else []
+                ids, special = ids + separator + pair_ids, special + [1] * len(separator) + [0] * len(pair_ids)
             if add_special_tokens:
                 ids, special = [bos] + ids, [1] + special
+            if not truncate:  # AWD-LSTM reads any length; warn only when `model_max_length` was set lower
+                self._eventual_warn_about_too_long_sequence(ids, max_length, verbose)
             if truncate and len(ids) > max_length:
                 keep = (
                     slice(None, max_length) if self.truncation_side == "right" else slice(len(ids) - max_length, None)

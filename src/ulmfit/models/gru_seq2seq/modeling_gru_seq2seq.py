@@ -19,7 +19,10 @@ What we changed from the notebook:
   per step with the state carried (greedy and beam search), and the source keys `W1 e_s` are projected once per
   sentence instead of once per step;
 - teacher forcing is a forward argument (`teacher_forcing_ratio`), drawn once per step for the whole batch as the
-  notebook's `Seq2SeqStepper` does; the schedule that decays it lives in the training script.
+  notebook's `Seq2SeqStepper` does; the schedule that decays it lives in the training script;
+- the two vocabularies resize separately: `resize_token_embeddings` the source one (the input embedding, as in
+  transformers), `resize_decoder_token_embeddings` the target one (decoder embedding and tied output layer);
+- gradient checkpointing recomputes the encoder GRU as one block and the decoder one step at a time.
 
 With full teacher forcing the decoder still runs step by step, because each step's attention reads the state the
 previous step produced (input feeding); what the fast path saves is the output layer, computed once for all steps.
@@ -189,6 +192,9 @@ class GruSeq2SeqEncoder(nn.Module):
             bidirectional=True,
             batch_first=True,
         )
+        # Set by `model.gradient_checkpointing_enable()`: the GRU (all its layers, one `nn.GRU` call) is recomputed in
+        # the backward pass instead of keeping its activations.
+        self.gradient_checkpointing = False
 
     def forward(
         self,
@@ -207,8 +213,10 @@ class GruSeq2SeqEncoder(nn.Module):
             output_attentions (`bool`, *optional*):
                 Accepted for `generate()`; a recurrent encoder has no attention weights to return.
             output_hidden_states (`bool`, *optional*):
-                Return the embedded source and the encoder outputs.
+                Return the embedded source and the encoder outputs (defaults to `config.output_hidden_states`).
         """
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         _check_ids(input_ids, self.config.vocab_size, "input_ids")
         batch_size, source_length = input_ids.shape
         if attention_mask is None:
@@ -218,11 +226,10 @@ class GruSeq2SeqEncoder(nn.Module):
 
         # 1. Embedding -> dropout -> packed bidirectional GRU
         inputs_embeds = self.input_dropout(self.embed_tokens(input_ids))  # (batch, source, embedding)
-        packed = nn.utils.rnn.pack_padded_sequence(
-            inputs_embeds, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        packed_outputs, final = self.gru(packed)  # final: (layers * 2, batch, hidden)
-        outputs, _ = nn.utils.rnn.pad_packed_sequence(packed_outputs, batch_first=True, total_length=source_length)
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            outputs, final = self._gradient_checkpointing_func(self._run_gru, inputs_embeds, lengths.cpu())
+        else:
+            outputs, final = self._run_gru(inputs_embeds, lengths.cpu())
 
         # 2. Each layer's forward and backward final states side by side, batch-first (the notebook's
         #    `h.view(2, 2, bs, -1).permute(0, 2, 1, 3).view(2, bs, -1)`, transposed)
@@ -234,6 +241,15 @@ class GruSeq2SeqEncoder(nn.Module):
         return GruSeq2SeqEncoderOutput(
             last_hidden_state=outputs, final_hidden_state=final, hidden_states=hidden_states
         )
+
+    def _run_gru(self, inputs_embeds: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The packed GRU over `(batch, source, embedding)` inputs: the outputs, padded back, and the final states."""
+        packed = nn.utils.rnn.pack_padded_sequence(inputs_embeds, lengths, batch_first=True, enforce_sorted=False)
+        packed_outputs, final = self.gru(packed)  # final: (layers * 2, batch, hidden)
+        outputs, _ = nn.utils.rnn.pad_packed_sequence(
+            packed_outputs, batch_first=True, total_length=inputs_embeds.size(1)
+        )  # (batch, source, 2 * hidden)
+        return outputs, final
 
 
 def _right_padded_lengths(attention_mask: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -306,6 +322,10 @@ class GruSeq2SeqDecoder(nn.Module):
             dropout=config.decoder_dropout if config.num_hidden_layers > 1 else 0.0,
             batch_first=True,
         )
+        # Set by `model.gradient_checkpointing_enable()`: each decoder step (attention, input projection, GRU) is
+        # recomputed in the backward pass, so only its inputs are kept, not the `(batch, source, embedding)` attention
+        # energies that dominate the memory of a long target.
+        self.gradient_checkpointing = False
 
     def initial_state(self, encoder_outputs: GruSeq2SeqEncoderOutput) -> GruSeq2SeqState:
         """The state before the first step: the projected encoder state and the attention keys."""
@@ -332,16 +352,33 @@ class GruSeq2SeqDecoder(nn.Module):
         mask = None if encoder_attention_mask is None else encoder_attention_mask.bool()
         hidden_state, keys = state.hidden_state, state.attention_keys
         outputs, attentions, replacement = [], [], None
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for step in range(decoder_input_ids.size(1)):
             embedded = inputs_embeds[:, step] if replacement is None else self.embed_tokens(replacement)
-            context, weights = self.attention(hidden_state[-1], keys, encoder_hidden_states, mask)
-            step_input = self.input_projection(torch.cat([embedded, context], dim=-1))  # (batch, embedding)
-            output, hidden_state = self.gru(step_input[:, None, :], hidden_state)  # (batch, 1, embedding)
-            outputs.append(output[:, 0])
+            step_inputs = (embedded, hidden_state, keys, encoder_hidden_states, mask)
+            if checkpointing:
+                output, hidden_state, weights = self._gradient_checkpointing_func(self._step, *step_inputs)
+            else:
+                output, hidden_state, weights = self._step(*step_inputs)
+            outputs.append(output)
             attentions.append(weights)
-            replacement = None if next_input_fn is None else next_input_fn(step, output[:, 0])
+            replacement = None if next_input_fn is None else next_input_fn(step, output)
         new_state = GruSeq2SeqState(hidden_state=hidden_state, attention_keys=keys)
         return torch.stack(outputs, dim=1), new_state, torch.stack(attentions, dim=1), inputs_embeds
+
+    def _step(
+        self,
+        embedded: torch.Tensor,
+        hidden_state: torch.Tensor,
+        keys: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One decoder step: the output `(batch, embedding)`, the new GRU state and the attention weights."""
+        context, weights = self.attention(hidden_state[-1], keys, encoder_hidden_states, mask)
+        step_input = self.input_projection(torch.cat([embedded, context], dim=-1))  # (batch, embedding)
+        output, hidden_state = self.gru(step_input[:, None, :], hidden_state)  # (batch, 1, embedding)
+        return output[:, 0], hidden_state, weights
 
 
 class GruSeq2SeqPreTrainedModel(PreTrainedModel):
@@ -352,6 +389,9 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     main_input_name = "input_ids"
     _no_split_modules = ["GruSeq2SeqEncoder", "GruSeq2SeqDecoder"]
+    # `gradient_checkpointing_enable()` recomputes the encoder GRU as one block (`nn.GRU` runs its layers in one call,
+    # so there is no per-layer boundary to cut at without renaming its weights) and the decoder step by step.
+    supports_gradient_checkpointing = True
     # The state of an RNN cannot be rolled back, so assisted decoding must refuse rather than give wrong results.
     _is_stateful = True
 
@@ -409,6 +449,75 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         decoder = getattr(self, "decoder", None)
         return () if decoder is None else (decoder.attention.key_projection, decoder.attention.score)
 
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """
+        Resizes the **source** embedding (`get_input_embeddings()`, the encoder's) and sets `config.vocab_size`, as
+        transformers' `resize_token_embeddings` resizes a model's input embedding. The output layer belongs to the
+        target vocabulary and is left alone: resize the target side with
+        [`~GruSeq2SeqPreTrainedModel.resize_decoder_token_embeddings`]. Arguments and return value as in
+        [`~transformers.PreTrainedModel.resize_token_embeddings`].
+        """
+        return self._resize_vocabulary(
+            self.get_input_embeddings(), None, new_num_tokens, pad_to_multiple_of, mean_resizing, "vocab_size"
+        )
+
+    def resize_decoder_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """
+        Resizes the **target** side: the decoder embedding and, on [`GruSeq2SeqForConditionalGeneration`], the output
+        layer (its weight stays tied to the decoder embedding when `config.tie_word_embeddings`, and its bias grows
+        with it); sets `config.decoder_vocab_size`. Call it with `tokenizer.target_vocab_size` after extending the
+        target vocabulary. Added rows are drawn around the mean of the old ones (`mean_resizing=True`, as in
+        transformers) or from `_init_weights`. Arguments as in [`~GruSeq2SeqPreTrainedModel.resize_token_embeddings`];
+        returns the decoder embedding.
+        """
+        return self._resize_vocabulary(
+            self.get_decoder().embed_tokens,
+            self.get_output_embeddings(),
+            new_num_tokens,
+            pad_to_multiple_of,
+            mean_resizing,
+            "decoder_vocab_size",
+        )
+
+    def _resize_vocabulary(
+        self,
+        embeddings: nn.Embedding,
+        output_layer: nn.Linear | None,
+        new_num_tokens: int | None,
+        pad_to_multiple_of: int | None,
+        mean_resizing: bool,
+        config_field: str,
+    ) -> nn.Embedding:
+        """Resizes one side's embedding (and output layer) with transformers' helpers, then its config field."""
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return embeddings
+        size = embeddings.num_embeddings if new_num_tokens is None else new_num_tokens
+        if pad_to_multiple_of is not None:
+            size = -(-size // pad_to_multiple_of) * pad_to_multiple_of
+        special_ids = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id")
+        smallest = 1 + max(getattr(self.config, name) for name in special_ids)
+        if isinstance(size, bool) or not isinstance(size, int) or size < smallest:
+            raise ValueError(
+                f"Cannot resize `{config_field}` to {size!r}: the special tokens need at least {smallest} ids."
+            )
+
+        # The output layer first: resizing the embedding swaps the data of its weight in place, and with tied weights
+        # that is the output layer's weight too, which would then look resized already (and keep its old bias).
+        if output_layer is not None:
+            resized_output_layer = self._get_resized_lm_head(output_layer, size, mean_resizing=mean_resizing)
+            resized_output_layer.requires_grad_(output_layer.weight.requires_grad)
+        resized = self._get_resized_embeddings(embeddings, size, mean_resizing=mean_resizing)  # the same module
+        if output_layer is not None:
+            self.set_output_embeddings(resized_output_layer)
+        setattr(self.config, config_field, size)
+        # `_tied_weights_keys` names the parameters, not their shapes, so tying again is all a resize needs
+        self.tie_weights()
+        return resized
+
     def get_encoder(self, modality: str | None = None) -> GruSeq2SeqEncoder:
         return self.model.encoder if hasattr(self, "model") else self.encoder
 
@@ -437,6 +546,7 @@ class GruSeq2SeqModel(GruSeq2SeqPreTrainedModel):
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
+        """The source embedding (the decoder's is `get_decoder().embed_tokens`)."""
         return self.encoder.embed_tokens
 
     def set_input_embeddings(self, value: nn.Embedding):
@@ -469,11 +579,21 @@ class GruSeq2SeqModel(GruSeq2SeqPreTrainedModel):
             state ([`GruSeq2SeqState`], *optional*):
                 The state returned by the previous call, to continue decoding the same sentences. When omitted, the
                 initial state is computed from `encoder_outputs`.
+            output_attentions (`bool`, *optional*):
+                Return the cross-attention weights of every decoder step (defaults to `config.output_attentions`).
+            output_hidden_states (`bool`, *optional*):
+                Return the encoder's and the decoder's hidden states (defaults to `config.output_hidden_states`).
+            return_dict (`bool`, *optional*):
+                Return a [`GruSeq2SeqModelOutput`] rather than a tuple (defaults to `config.return_dict`).
             next_input_fn (`Callable`, *optional*):
                 Scheduled-sampling hook (used by [`GruSeq2SeqForConditionalGeneration`]'s `teacher_forcing_ratio`):
                 called after every decoder step with the step index and output; returned token ids replace the next
                 decoder input.
         """
+        # As in every transformers model: the keyword wins, then the config (`config.output_attentions`, ...)
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if decoder_input_ids is None:
             raise ValueError("GruSeq2SeqModel needs `decoder_input_ids` (or `labels`, for the LM head).")
@@ -506,9 +626,8 @@ class GruSeq2SeqModel(GruSeq2SeqPreTrainedModel):
             last_hidden_state=outputs,
             state=None if use_cache is False else new_state,
             decoder_hidden_states=(inputs_embeds, outputs) if output_hidden_states else None,
-            cross_attentions=(attention_weights[:, None],)
-            if output_attentions
-            else None,  # (batch, 1, target, source)
+            # one "layer" with one "head": (batch, 1, target, source)
+            cross_attentions=(attention_weights[:, None],) if output_attentions else None,
             encoder_last_hidden_state=encoder_hidden_states,
             encoder_hidden_states=encoder_outputs.hidden_states,
         )
@@ -532,6 +651,7 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
+        """The source embedding (the decoder's is `get_decoder().embed_tokens`, tied to `lm_head`)."""
         return self.model.encoder.embed_tokens
 
     def set_input_embeddings(self, value: nn.Embedding):
@@ -546,6 +666,23 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """For `DataCollatorForSeq2Seq`: the teacher-forcing decoder inputs of `labels`."""
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def _prepare_generation_config(self, generation_config=None, **kwargs):
+        """
+        `GenerationMixin._prepare_generation_config`, with `config.output_attentions` / `config.output_hidden_states`
+        honoured when they are set after the model was built: `generate()` copies the model config's flags into
+        `generation_config` only once, at construction, and would otherwise drop what the forward returns. A flag
+        passed to `generate()` (or set in a `generation_config` passed to it) still wins.
+        """
+        generation_config_passed = generation_config
+        generation_config, model_kwargs = super()._prepare_generation_config(generation_config, **kwargs)
+        if generation_config.return_dict_in_generate:
+            for flag in ("output_attentions", "output_hidden_states"):
+                explicit = kwargs.get(flag, getattr(generation_config_passed, flag, None))
+                if explicit is None and not getattr(generation_config, flag) and getattr(self.config, flag):
+                    setattr(generation_config, flag, True)
+                    model_kwargs[flag] = True
+        return generation_config, model_kwargs
 
     def _reorder_cache(self, state: GruSeq2SeqState, beam_idx: torch.LongTensor) -> GruSeq2SeqState:
         """Beam search: keep the state rows of the surviving beams."""

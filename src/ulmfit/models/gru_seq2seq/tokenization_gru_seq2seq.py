@@ -253,6 +253,26 @@ class GruSeq2SeqTokenizer(PythonBackend):
             f"GruSeq2SeqTokenizer expects `{name}` as `str` or a list of `str`, got {type(text).__name__}."
         )
 
+    def add_tokens(self, new_tokens, special_tokens: bool = False) -> int:
+        """
+        Refused for words that are not in both vocabularies: the source and target vocabularies are the model's two
+        embeddings (and the target one its output layer), so one added id could not mean the same word on both sides,
+        and a token added on top of them would never be matched by the word rules. Tokens already in both are
+        accepted and add nothing (0). To grow a vocabulary, train the tokenizer again (`GruSeq2SeqTokenizer.train`)
+        on texts that contain the new words.
+        """
+        tokens = [new_tokens] if isinstance(new_tokens, str) or not isinstance(new_tokens, Iterable) else new_tokens
+        new = [
+            str(token) for token in tokens if not (str(token) in self.source_vocab and str(token) in self.target_vocab)
+        ]
+        if new:
+            raise ValueError(
+                f"GruSeq2SeqTokenizer cannot add {new[:5]}: its source and target vocabularies are the translator's "
+                "two embeddings, so a token added on top of them would mean nothing to the model. Train the tokenizer "
+                "again (`GruSeq2SeqTokenizer.train`) on texts that contain the new words."
+            )
+        return 0
+
     def tokenize(self, text: str, **kwargs) -> list[str]:
         """The words of `text` (source rules; target rules inside `text_target` encoding)."""
         return self._split(text, "text", self.target_lang if self._target_mode else self.source_lang)
