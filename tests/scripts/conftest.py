@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from huggingface_hub import CommitInfo, HfApi, RepoUrl
 
@@ -59,3 +60,18 @@ def fake_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     monkeypatch.setattr(HfApi, "upload_file", upload_file)
     return remote, uploads
+
+
+@pytest.fixture
+def tracking_calls(monkeypatch) -> list[tuple[str, tuple]]:
+    """The run's `init_trackers`, `log` and `end_training` calls, in order; each still does its work."""
+    calls = []
+    for name in ("init_trackers", "log", "end_training"):
+        original = getattr(Accelerator, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            calls.append((_name, args))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Accelerator, name, spy)
+    return calls

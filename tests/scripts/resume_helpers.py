@@ -1,4 +1,4 @@
-"""What the training scripts' resume tests share: restart a run from one of its checkpoints, compare two runs."""
+"""What the training scripts' tests share: resume a run from a checkpoint, compare two runs, the tracking flags."""
 
 import json
 import shutil
@@ -22,3 +22,7 @@ def resume(script, args, reference, checkpoint, tmp_path):
     shutil.copytree(reference / checkpoint, resumed / checkpoint)
     script([*args, "--output_dir", resumed, "--resume_from_checkpoint", "latest"])
     return resumed
+
+
+# The experiment-tracking flags every training script takes (transformers' `*_no_trainer` examples)
+TRACKING_ARGS = ["--with_tracking", "--report_to", "tensorboard"]

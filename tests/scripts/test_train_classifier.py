@@ -1,13 +1,11 @@
 """scripts/train_classifier.py, run for real on a tiny labelled corpus from a tiny saved language model."""
 
-import importlib.util
 import json
 
 import pytest
 import torch
-from accelerate import Accelerator
 from huggingface_hub import ModelCard
-from resume_helpers import assert_same_run, resume
+from resume_helpers import TRACKING_ARGS, assert_same_run, resume
 from transformers import AutoModelForSequenceClassification, pipeline
 
 from ulmfit.model_card import check_hub_metadata
@@ -70,30 +68,12 @@ def test_gradual_unfreezing_trains_and_saves_a_pipeline_ready_classifier(script,
     assert pipeline("text-classification", model=str(out))("I loved it.")[0]["label"] in {"neg", "pos"}
 
 
-TRACKING = ["--with_tracking", "--report_to", "tensorboard"]
-TENSORBOARD_MISSING = importlib.util.find_spec("tensorboard") is None
-
-
-def spy_on_tracking(monkeypatch) -> list[tuple[str, tuple]]:
-    """Record the run's `init_trackers`, `log` and `end_training` calls; each still does its work."""
-    calls = []
-    for name in ("init_trackers", "log", "end_training"):
-        original = getattr(Accelerator, name)
-
-        def spy(self, *args, _name=name, _original=original, **kwargs):
-            calls.append((_name, args))
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(Accelerator, name, spy)
-    return calls
-
-
 def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(
-    script, saved_lm, reviews, tmp_path, monkeypatch
+    script, saved_lm, reviews, tmp_path, tracking_calls
 ):
-    calls = spy_on_tracking(monkeypatch)
+    calls = tracking_calls
     out = tmp_path / "tracked"
-    script([*common_args(saved_lm, reviews), "--epochs", "1,1", "--output_dir", out, *TRACKING])
+    script([*common_args(saved_lm, reviews), "--epochs", "1,1", "--output_dir", out, *TRACKING_ARGS])
     names = [name for name, _ in calls]
     assert names[0] == "init_trackers" and names[-1] == "end_training" and "log" in names
     project, config = calls[0][1]
@@ -101,10 +81,9 @@ def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(
     assert all(isinstance(value, (int, float)) for name, args in calls if name == "log" for value in args[0].values())
 
 
-@pytest.mark.skipif(TENSORBOARD_MISSING, reason="tensorboard is not installed here, and tests install nothing")
 def test_with_tracking_writes_tensorboard_event_files(script, saved_lm, reviews, tmp_path):
     out = tmp_path / "tracked"
-    script([*common_args(saved_lm, reviews), "--epochs", "1,1", "--output_dir", out, *TRACKING])
+    script([*common_args(saved_lm, reviews), "--epochs", "1,1", "--output_dir", out, *TRACKING_ARGS])
     assert list((out / "train_classifier").rglob("events.out.tfevents.*"))
 
 

@@ -1,6 +1,5 @@
 """scripts/train_language_model.py run for real on a tiny corpus: in-process, as subprocesses, as two processes."""
 
-import importlib.util
 import json
 import os
 import re
@@ -12,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate import Accelerator
 from huggingface_hub import ModelCard
+from resume_helpers import TRACKING_ARGS
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -104,28 +103,12 @@ def test_smoke_run_saves_a_loadable_model_with_results_and_card(script, corpus, 
     assert [row["step"] for row in log if "train_loss" in row] == [2, 4, 6]
 
 
-TRACKING = ["--with_tracking", "--report_to", "tensorboard"]
-TENSORBOARD_MISSING = importlib.util.find_spec("tensorboard") is None
-
-
-def spy_on_tracking(monkeypatch) -> list[tuple[str, tuple]]:
-    """Record the run's `init_trackers`, `log` and `end_training` calls; each still does its work."""
-    calls = []
-    for name in ("init_trackers", "log", "end_training"):
-        original = getattr(Accelerator, name)
-
-        def spy(self, *args, _name=name, _original=original, **kwargs):
-            calls.append((_name, args))
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(Accelerator, name, spy)
-    return calls
-
-
-def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(script, corpus, tmp_path, monkeypatch):
-    calls = spy_on_tracking(monkeypatch)
+def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(
+    script, corpus, tmp_path, tracking_calls
+):
+    calls = tracking_calls
     out = tmp_path / "tracked"
-    script(["--train_file", corpus, "--output_dir", out, "--max_train_steps", 2, *TINY, *TRACKING])
+    script(["--train_file", corpus, "--output_dir", out, "--max_train_steps", 2, *TINY, *TRACKING_ARGS])
     names = [name for name, _ in calls]
     assert names[0] == "init_trackers" and names[-1] == "end_training" and "log" in names
     project, config = calls[0][1]
@@ -133,10 +116,9 @@ def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(s
     assert all(isinstance(value, (int, float)) for name, args in calls if name == "log" for value in args[0].values())
 
 
-@pytest.mark.skipif(TENSORBOARD_MISSING, reason="tensorboard is not installed here, and tests install nothing")
 def test_with_tracking_writes_tensorboard_event_files(script, corpus, tmp_path):
     out = tmp_path / "tracked"
-    script(["--train_file", corpus, "--output_dir", out, "--max_train_steps", 2, *TINY, *TRACKING])
+    script(["--train_file", corpus, "--output_dir", out, "--max_train_steps", 2, *TINY, *TRACKING_ARGS])
     assert list((out / "train_language_model").rglob("events.out.tfevents.*"))
 
 

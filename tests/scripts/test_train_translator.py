@@ -1,6 +1,5 @@
 """scripts/train_translator.py, run for real on a few dozen made-up French -> English pairs."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -8,9 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from accelerate import Accelerator
 from huggingface_hub import ModelCard
-from resume_helpers import assert_same_run, resume
+from resume_helpers import TRACKING_ARGS, assert_same_run, resume
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
 from ulmfit.model_card import check_hub_metadata
@@ -107,28 +105,10 @@ def test_end_to_end_run_saves_a_pipeline_ready_translator_with_card_log_and_scor
     assert [sorted(r) for r in result] == [["translation_text"], ["translation_text"]]
 
 
-TRACKING = ["--with_tracking", "--report_to", "tensorboard"]
-TENSORBOARD_MISSING = importlib.util.find_spec("tensorboard") is None
-
-
-def spy_on_tracking(monkeypatch) -> list[tuple[str, tuple]]:
-    """Record the run's `init_trackers`, `log` and `end_training` calls; each still does its work."""
-    calls = []
-    for name in ("init_trackers", "log", "end_training"):
-        original = getattr(Accelerator, name)
-
-        def spy(self, *args, _name=name, _original=original, **kwargs):
-            calls.append((_name, args))
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(Accelerator, name, spy)
-    return calls
-
-
-def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(script, data, tmp_path, monkeypatch):
-    calls = spy_on_tracking(monkeypatch)
+def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(script, data, tmp_path, tracking_calls):
+    calls = tracking_calls
     out = tmp_path / "tracked"
-    script([*TINY, *files(data, "train", "validation"), "--output_dir", out, "--num_train_epochs", 1, *TRACKING])
+    script([*TINY, *files(data, "train", "validation"), "--output_dir", out, "--num_train_epochs", 1, *TRACKING_ARGS])
     names = [name for name, _ in calls]
     assert names[0] == "init_trackers" and names[-1] == "end_training" and "log" in names
     project, config = calls[0][1]
@@ -136,10 +116,9 @@ def test_with_tracking_starts_the_trackers_logs_every_evaluation_and_ends_them(s
     assert all(isinstance(value, (int, float)) for name, args in calls if name == "log" for value in args[0].values())
 
 
-@pytest.mark.skipif(TENSORBOARD_MISSING, reason="tensorboard is not installed here, and tests install nothing")
 def test_with_tracking_writes_tensorboard_event_files(script, data, tmp_path):
     out = tmp_path / "tracked"
-    script([*TINY, *files(data, "train", "validation"), "--output_dir", out, "--num_train_epochs", 1, *TRACKING])
+    script([*TINY, *files(data, "train", "validation"), "--output_dir", out, "--num_train_epochs", 1, *TRACKING_ARGS])
     assert list((out / "train_translator").rglob("events.out.tfevents.*"))
 
 
