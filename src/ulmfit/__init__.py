@@ -27,7 +27,6 @@ from .models.awd_lstm import (
     AwdLstmModel,
     AwdLstmOutput,
     AwdLstmPreTrainedModel,
-    AwdLstmSequenceClassifierOutput,
     AwdLstmTokenizer,
 )
 from .models.devise import (
@@ -122,7 +121,6 @@ __all__ = [
     "AwdLstmModel",
     "AwdLstmOutput",
     "AwdLstmPreTrainedModel",
-    "AwdLstmSequenceClassifierOutput",
     "AwdLstmTextClassificationPipeline",
     "AwdLstmTokenizer",
     "GruSeq2SeqConfig",

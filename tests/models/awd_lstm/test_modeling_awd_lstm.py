@@ -35,21 +35,6 @@ def test_output_shapes_and_state_layout():
     assert len(outputs.hidden_states) == 4  # embeddings + 3 layers
 
 
-@pytest.mark.parametrize("via", ["keyword", "config"])
-def test_hidden_states_are_the_embedding_and_every_layer_by_keyword_or_config(via):
-    model = make_model(**({"output_hidden_states": True} if via == "config" else {}))
-    keyword = {"output_hidden_states": True} if via == "keyword" else {}
-    ids = random_ids()
-    for module in (model, model.awd_lstm):
-        outputs = module(ids, **keyword)
-        assert [tuple(h.shape) for h in outputs.hidden_states] == [(3, 11, 16), (3, 11, 24), (3, 11, 24), (3, 11, 16)]
-        torch.testing.assert_close(outputs.hidden_states[-1], outputs.last_hidden_state)
-        torch.testing.assert_close(outputs.hidden_states[0], module.get_input_embeddings()(ids))  # eval: no dropout
-        assert module(ids, output_hidden_states=False).hidden_states is None  # the keyword wins over the config
-        assert len(module(ids, return_dict=False, **keyword)[-1]) == 4
-    assert make_model()(ids).hidden_states is None  # off by default
-
-
 def test_layer_sizes_follow_fastai():
     model = make_model()
     sizes = [(layer.lstm.input_size, layer.lstm.hidden_size) for layer in model.awd_lstm.layers]

@@ -8,7 +8,6 @@ from .modeling_awd_lstm import (
     AwdLstmModel,
     AwdLstmOutput,
     AwdLstmPreTrainedModel,
-    AwdLstmSequenceClassifierOutput,
 )
 from .tokenization_awd_lstm import AwdLstmTokenizer
 
@@ -21,6 +20,5 @@ __all__ = [
     "AwdLstmModel",
     "AwdLstmOutput",
     "AwdLstmPreTrainedModel",
-    "AwdLstmSequenceClassifierOutput",
     "AwdLstmTokenizer",
 ]

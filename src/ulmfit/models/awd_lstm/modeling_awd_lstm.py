@@ -319,35 +319,6 @@ def masked_concat_pool(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch
     return torch.cat([last, maximum, mean], dim=-1)  # (batch, 3 * hidden)
 
 
-def bpt3c_window_starts(lengths: torch.Tensor, chunk_size: int, max_length: int) -> torch.Tensor:
-    """
-    BPT3C's pooled window (§3.3, fastai's `SentenceEncoder`) of documents of `lengths` real tokens, each read alone:
-    the chunks of `chunk_size` tokens, counted from the document's first token, that start at `i` with
-    `length - i <= max_length`. Returns the first pooled token of each document, `(batch,)`: 0 for a document of up to
-    `max_length` tokens (all of it is pooled), else `length - max_length` rounded up to a whole chunk, so that between
-    `max_length - chunk_size + 1` and `max_length` tokens are pooled. With `max_length < chunk_size`, where fastai's
-    rule can keep no chunk at all (and fastai fails), the document's last chunk is pooled.
-    """
-    excess = (lengths - max_length).clamp(min=0)
-    last_chunk = (lengths - 1).clamp(min=0) // chunk_size * chunk_size
-    return torch.minimum((excess + chunk_size - 1) // chunk_size * chunk_size, last_chunk)
-
-
-def _place_documents(
-    input_ids: torch.Tensor, attention_mask: torch.Tensor, starts: torch.Tensor, width: int, pad_token_id: int | None
-) -> torch.Tensor:
-    """The ids of each row's real tokens (one contiguous run, padded on either side) moved to columns
-    `[starts, starts + length)` of `width` columns, padding elsewhere: (batch, width)."""
-    mask = attention_mask.bool()
-    lengths, first = mask.sum(1), mask.int().argmax(1)  # (batch,)
-    offsets = torch.arange(width, device=input_ids.device)[None, :] - starts[:, None]  # (batch, width) token index
-    index = (first[:, None] + offsets).clamp(min=0, max=max(input_ids.size(1) - 1, 0))
-    ids = input_ids.gather(1, index) if input_ids.size(1) else input_ids.new_zeros(index.shape)
-    if pad_token_id is None:
-        return ids
-    return ids.masked_fill((offsets < 0) | (offsets >= lengths[:, None]), pad_token_id)
-
-
 class AwdLstmClassificationHead(nn.Module):
     """
     fastai's `PoolingLinearClassifier` head: two `LinBnDrop` blocks, BatchNorm -> Dropout -> Linear (no bias), with a
@@ -415,29 +386,6 @@ class AwdLstmCausalLMOutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     last_hidden_state: torch.FloatTensor | None = None
     dropped_hidden_state: torch.FloatTensor | None = None
-
-
-@dataclass
-class AwdLstmSequenceClassifierOutput(SequenceClassifierOutput):
-    """
-    Output of [`AwdLstmForSequenceClassification`].
-
-    Args:
-        loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is provided):
-            The classification loss (see `problem_type`); in training mode plus the AR and TAR penalties.
-        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
-            Classification scores (before softmax / sigmoid).
-        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-            What the pooling reads, layer by layer: the embedding output and the output of every LSTM layer (as in
-            [`AwdLstmOutput`]), over each document's pooled window only, so memory stays bounded by
-            `bpt3c_max_length` at any length. One tensor per layer, of shape `(batch_size, window_length, size)`
-            (`size` is `embedding_size` for the first and last, `hidden_size` between them). Each document's window
-            (all of it if it has at most `bpt3c_max_length` tokens, else its last `length - bpt3c_window_starts(...)`
-            tokens) fills the last columns, zeros before it; `window_length` is the longest window in the batch.
-            The last tensor is what concat pooling reads.
-        attentions:
-            Always `None` (an LSTM has no attention); kept from [`SequenceClassifierOutput`].
-    """
 
 
 class AwdLstmPreTrainedModel(PreTrainedModel):
@@ -771,12 +719,6 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
     then newly initialised). `problem_type` follows transformers: single-label (cross-entropy), multi-label
     (binary cross-entropy) or regression (`num_labels=1`). In training mode the loss adds AR and TAR on the encoder
     output, as fastai's `TextLearner` does for classifiers too.
-
-    BPT3C's window is a property of each document alone (`bpt3c_window_starts`): a document of `L` tokens is read in
-    chunks of `bpt3c_chunk_size` counted from its first token, and the chunks starting at `i` with
-    `L - i <= bpt3c_max_length` are pooled and differentiated, as fastai does for a document read alone. (fastai
-    applies that rule with the length of the padded batch, so there a document's window, and its score, can depend on
-    its neighbours; here padding and batching never change a document's result, in training or at inference.)
     """
 
     _keys_to_ignore_on_load_unexpected = [r"lm_head\."]
@@ -807,107 +749,57 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         groups.append(list(self.classifier.parameters()))
         return groups
 
-    def _read_bpt3c(
-        self,
-        input_ids: torch.Tensor,
-        spans: list,
-        attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-    ):
+    def _bpt3c_chunks(self, input_ids: torch.Tensor) -> list[tuple[int, int, int, bool]]:
+        """BPT3C's chunks (§3.3) as `_read_bpt3c` spans: `bpt3c_chunk_size` columns, pooled (and trained) if they start
+        in the last `bpt3c_max_length` columns (fastai's `sl - i <= max_len`)."""
+        batch_size, length = input_ids.shape
+        chunk_size, max_length = self.config.bpt3c_chunk_size, self.config.bpt3c_max_length
+        starts = range(0, length, chunk_size)
+        return [(i, min(i + chunk_size, length), batch_size, length - i <= max_length) for i in starts]
+
+    def _read_bpt3c(self, input_ids: torch.Tensor, spans: list, attention_mask: torch.Tensor | None = None):
         """BPT3C's reading loop, for training and inference: the encoder over `spans` `(start, end, rows, grad)` in
         order, on the first `rows` documents (those that ended have left), the state carried and detached between spans
-        as fastai does between chunks; only `grad` spans build a graph. Yields each span's `AwdLstmOutput`."""
+        as fastai does between chunks; only `grad` spans build a graph. Yields the outputs, (rows, columns, emb)."""
         state = None
         for start, end, rows, grad in spans:
             state = None if state is None else tuple((h[:rows].detach(), c[:rows].detach()) for h, c in state)
             mask = None if attention_mask is None else attention_mask[:rows, start:end]
             with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-                encoded = self.awd_lstm(
-                    input_ids[:rows, start:end],
-                    attention_mask=mask,
-                    state=state,
-                    output_hidden_states=output_hidden_states,
-                    return_dict=True,
-                )
+                encoded = self.awd_lstm(input_ids[:rows, start:end], attention_mask=mask, state=state)
             state = encoded.state
-            yield encoded
+            yield encoded.last_hidden_state
 
-    def _encode_bpt3c(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_hidden_states: bool):
+    def _encode_bpt3c(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """BPT3C for training: the outputs of the pooled chunks (the last `bpt3c_max_length` tokens) and their mask."""
+        chunks = self._bpt3c_chunks(input_ids)
+        read = zip(chunks, self._read_bpt3c(input_ids, chunks, attention_mask))
+        outputs = [output for (*_, pooled), output in read if pooled]
+        masks = [attention_mask[:, start:end] for start, end, _, pooled in chunks if pooled]
+        return torch.cat(outputs, 1), torch.cat(masks, 1)  # (batch, kept, embedding_size), (batch, kept)
+
+    def _pool_for_inference(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """
-        BPT3C for training: each document's pooled window (`bpt3c_window_starts`) read with gradients, its earlier
-        tokens without, the state detached at the document's own chunk boundaries. The documents are laid out as
-        fastai's `pad_input_chunk` lays them out, each starting on a chunk boundary and all ending in the last chunk,
-        so that a chunk of the batch is a chunk of every document in it: the last chunks holding a window build a graph
-        (`bpt3c_max_length` columns, rounded up to a chunk), the earlier ones only advance the state. The last chunk
-        runs on past each document's end (those outputs are not pooled, that state is not used), so padding only ever
-        comes before a text, in whole chunks. Returns the windows' outputs right-aligned `(batch, window,
-        embedding_size)`, their mask `(batch, window)` and, with `output_hidden_states`, every layer's output over the
-        windows (as `AwdLstmSequenceClassifierOutput` says).
+        What `masked_concat_pool(*self._encode_bpt3c(...))` gives, for inference (no gradient, eval mode), reading
+        only the tokens that are there: the documents are read longest first, real tokens at the front, in segments of
+        columns (`_read_bpt3c` spans, the state carried exactly); a document leaves the batch after the segment where
+        it ends (fastai's `real_bs`, the other way round), so only the few steps after a text that ends inside a
+        segment run on padding, after its real tokens. Pooling is accumulated per segment over the training window
+        (the last `sequence_length - first pooled chunk start` tokens of each document), so memory stays bounded by
+        `bpt3c_max_length` columns whatever the length. Returns the pooled features in input order.
         """
-        batch_size = input_ids.size(0)
-        chunk_size, max_length = self.config.bpt3c_chunk_size, self.config.bpt3c_max_length
-        lengths = attention_mask.bool().sum(1)  # (batch,)
-        window_lengths = lengths - bpt3c_window_starts(lengths, chunk_size, max_length)  # (batch,)
-        chunks = (lengths + chunk_size - 1) // chunk_size  # (batch,) each document's own chunks
-        window_chunks = (window_lengths + chunk_size - 1) // chunk_size  # (batch,) of them, in its window
-        total = max(int(chunks.max()), 1) if batch_size else 1
-        graph_chunks = max(int(window_chunks.max()), 1) if batch_size else 1
+        sequence_length, max_length = input_ids.size(1), self.config.bpt3c_max_length
+        first_pooled = next((start for start, *_, pooled in self._bpt3c_chunks(input_ids) if pooled), 0)
+        window = sequence_length - first_pooled  # fastai's pooled chunks, as `_encode_bpt3c` keeps them
 
-        # 1. Each document from a chunk boundary to the last chunk: its ids, and 1s from its first token on
-        width, first_graph = total * chunk_size, (total - graph_chunks) * chunk_size
-        starts = (total - chunks) * chunk_size  # (batch,) each document's first column
-        input_ids = _place_documents(input_ids, attention_mask, starts, width, self.config.pad_token_id)
-        reading_mask = (torch.arange(width, device=input_ids.device)[None, :] >= starts[:, None]).long()
-
-        # 2. The chunks in order; only those from `first_graph` on build a graph
-        spans = [(i, i + chunk_size, batch_size, i >= first_graph) for i in range(0, width, chunk_size)]
-        encoded = self._read_bpt3c(input_ids, spans, reading_mask, output_hidden_states)
-        read = [chunk for (*_, grad), chunk in zip(spans, encoded) if grad]
-
-        # 3. Each window right-aligned: column t of `window_length` is column `end - window_length + t` of the graph
-        window_length = max(int(window_lengths.max()), 1) if batch_size else 1
-        ends = starts + lengths - first_graph  # (batch,) one past each document's last token, in the graph columns
-        columns = torch.arange(window_length, device=input_ids.device)[None, :]  # (1, window)
-        source = (ends[:, None] - window_length + columns).clamp(min=0)  # (batch, window)
-        window_mask = columns >= (window_length - window_lengths)[:, None]  # (batch, window)
-
-        def to_window(outputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            hidden_states = torch.cat(outputs, 1)  # (batch, graph columns, size)
-            index = source.unsqueeze(-1).expand(-1, -1, hidden_states.size(-1))
-            return hidden_states.gather(1, index) * window_mask.unsqueeze(-1).to(hidden_states.dtype)
-
-        hidden_states = None
-        if output_hidden_states:
-            hidden_states = tuple(map(to_window, zip(*(chunk.hidden_states for chunk in read))))
-        window = to_window(tuple(chunk.last_hidden_state for chunk in read))
-        return window, window_mask.long(), hidden_states
-
-    def _pool_for_inference(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_hidden_states: bool):
-        """
-        What `masked_concat_pool` over `_encode_bpt3c` gives, for inference (no gradient, eval mode), reading only the
-        tokens that are there: the documents are read longest first, real tokens at the front, in segments of columns
-        (`_read_bpt3c` spans, the state carried exactly); a document leaves the batch after the segment where it ends
-        (fastai's `real_bs`, the other way round), so only the few steps after a text that ends inside a segment run
-        on padding, after its real tokens. Pooling is accumulated per segment over each document's own window
-        (`bpt3c_window_starts`), so memory stays bounded by `bpt3c_max_length` columns whatever the length. Returns
-        the pooled features `(batch, 3 * embedding_size)` in input order and, with `output_hidden_states`, every
-        layer's output over the windows, right-aligned as `_encode_bpt3c` returns them.
-        """
-        chunk_size, max_length = self.config.bpt3c_chunk_size, self.config.bpt3c_max_length
-
-        # 1. Longest document first, real tokens at the front
-        lengths = attention_mask.bool().sum(1)
+        # 1. Longest document first, real tokens at the front (`forward` put them at the end)
+        lengths = attention_mask.sum(1)
         order = torch.argsort(lengths, descending=True, stable=True)
         lengths = lengths[order]
-        input_ids = _place_documents(
-            input_ids[order],
-            attention_mask[order],
-            torch.zeros_like(lengths),
-            input_ids.size(1),
-            self.config.pad_token_id,
-        )
-        window_starts = bpt3c_window_starts(lengths, chunk_size, max_length)  # (batch,) first pooled token
-        window_lengths = lengths - window_starts
+        positions = torch.arange(sequence_length, device=input_ids.device)
+        to_front = (positions[None, :] + (sequence_length - lengths)[:, None]) % max(sequence_length, 1)
+        input_ids = input_ids[order].gather(1, to_front)
+        window_starts = (lengths - window).clamp(min=0)  # (batch,) first pooled column of each document
 
         # 2. Segments: blocks of columns, merged while the same documents are in them (up to `bpt3c_max_length`)
         lengths_list = lengths.tolist()
@@ -924,66 +816,39 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         last = weight.new_zeros(batch_size, size, dtype=torch.float32)  # float32 under autocast too (bf16 outputs)
         total = weight.new_zeros(batch_size, size, dtype=torch.float32)
         maximum = weight.new_full((batch_size, size), float("-inf"), dtype=torch.float32)
-        window_length = max(int(window_lengths.max()), 1) if batch_size else 1
-        hidden_states = None
-        positions = torch.arange(input_ids.size(1), device=input_ids.device)
-        for (start, end, rows, _), encoded in zip(
-            segments, self._read_bpt3c(input_ids, segments, output_hidden_states=output_hidden_states)
-        ):
+        for (start, end, rows, _), output in zip(segments, self._read_bpt3c(input_ids, segments)):
             columns = positions[None, start:end]  # (1, segment)
             pooled = (columns >= window_starts[:rows, None]) & (columns < lengths[:rows, None])  # (rows, segment)
-            output = encoded.last_hidden_state.float()  # (rows, segment, embedding_size)
+            output = output.float()  # (rows, segment, embedding_size)
             segment_max = output.masked_fill(~pooled.unsqueeze(-1), float("-inf")).amax(1)
             maximum[:rows] = torch.maximum(maximum[:rows], segment_max)
             total[:rows] += (output * pooled.unsqueeze(-1)).sum(1)
             ending = ((lengths[:rows] - 1 >= start) & (lengths[:rows] - 1 < end)).nonzero()[:, 0]
             last[ending] = output[ending, lengths[ending] - 1 - start]
-            if output_hidden_states:
-                if hidden_states is None:
-                    hidden_states = [h.new_zeros(batch_size, window_length, h.size(-1)) for h in encoded.hidden_states]
-                row, column = pooled.nonzero(as_tuple=True)  # the pooled tokens of this segment
-                target = column + start - lengths[row] + window_length  # their columns, windows right-aligned
-                for layer, h in zip(hidden_states, encoded.hidden_states):
-                    layer[row, target] = h[row, column]
         maximum = torch.where(torch.isinf(maximum), torch.zeros_like(maximum), maximum)  # a document with no token
-        mean = total / window_lengths.clamp(min=1)[:, None]
+        mean = total / (lengths - window_starts).clamp(min=1)[:, None]
         pooled = torch.cat([last, maximum, mean], dim=-1).to(weight.dtype)
-        inverse = torch.argsort(order)
-        if output_hidden_states:
-            if hidden_states is None:  # no document has a token
-                sizes = [size] + [layer.lstm.hidden_size for layer in self.awd_lstm.layers]
-                hidden_states = [weight.new_zeros(batch_size, window_length, width) for width in sizes]
-            hidden_states = tuple(layer[inverse] for layer in hidden_states)
-        return pooled[inverse], hidden_states  # (batch, 3 * embedding_size), in input order
+        return pooled[torch.argsort(order)]  # (batch, 3 * embedding_size), in input order
 
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
-    ) -> AwdLstmSequenceClassifierOutput | tuple:
+    ) -> SequenceClassifierOutput | tuple:
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
-                Token ids of whole documents, of any length. BPT3C reads each in chunks of `bpt3c_chunk_size` tokens
-                counted from its first token and pools its window (`bpt3c_window_starts`: fastai's rule for the
-                document read alone), so a document's result never depends on the others in the batch or on padding.
+                Token ids of whole documents, of any length (BPT3C reads them in chunks).
             attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
                 1 for real tokens, 0 for padding, on either side.
             labels (`torch.Tensor`, *optional*):
                 Class ids `(batch_size,)` for single-label, multi-hot `(batch_size, num_labels)` for multi-label,
                 floats `(batch_size,)` for regression.
-            output_hidden_states (`bool`, *optional*):
-                Return every layer's output over the pooled windows (see [`AwdLstmSequenceClassifierOutput`]);
-                defaults to `config.output_hidden_states`.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
         if input_ids is None:
             raise ValueError("AwdLstmForSequenceClassification needs `input_ids`.")
         self._check_input_ids(input_ids)
@@ -999,12 +864,20 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
                 f"`attention_mask` has shape {tuple(attention_mask.shape)}, `input_ids` {tuple(input_ids.shape)}."
             )
 
-        # BPT3C encoding over each document's own chunks and window, concat pooling, head
+        # 1. Real tokens of every row end at the last position (right padding is moved to the left), so the kept
+        #    window holds each document's last `bpt3c_max_length` tokens
+        trailing = attention_mask.flip(1).int().argmax(1)  # (batch,) pads after the last real token
+        if trailing.any():
+            positions = torch.arange(input_ids.size(1), device=input_ids.device)
+            index = (positions[None, :] - trailing[:, None]) % input_ids.size(1)  # (batch, seq)
+            input_ids, attention_mask = input_ids.gather(1, index), attention_mask.gather(1, index)
+
+        # 2. BPT3C encoding, concat pooling, head
         if self.training or torch.is_grad_enabled():
-            window, window_mask, hidden_states = self._encode_bpt3c(input_ids, attention_mask, output_hidden_states)
-            pooled = masked_concat_pool(window, window_mask)
+            hidden_states, mask = self._encode_bpt3c(input_ids, attention_mask)
+            pooled = masked_concat_pool(hidden_states, mask)
         else:
-            pooled, hidden_states = self._pool_for_inference(input_ids, attention_mask, output_hidden_states)
+            pooled = self._pool_for_inference(input_ids, attention_mask)
         logits = self.classifier(pooled)  # (batch, num_labels)
 
         loss = None
@@ -1012,15 +885,15 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
             loss = self._classification_loss(logits, labels)
             if self.training:  # fastai's RNNRegularizer reads the encoder output for both AR and TAR here
                 loss = loss + activation_regularization(
-                    window,
-                    window,
-                    window_mask,
+                    hidden_states,
+                    hidden_states,
+                    mask,
                     self.config.activation_regularization,
                     self.config.temporal_activation_regularization,
                 )
         if not return_dict:
-            return tuple(v for v in (loss, logits, hidden_states) if v is not None)
-        return AwdLstmSequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+            return (logits,) if loss is None else (loss, logits)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
 
     def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """transformers' convention for `problem_type`, with a clear error for labels outside `num_labels`."""
@@ -1052,5 +925,4 @@ __all__ = [
     "AwdLstmForSequenceClassification",
     "AwdLstmOutput",
     "AwdLstmCausalLMOutput",
-    "AwdLstmSequenceClassifierOutput",
 ]
