@@ -239,9 +239,7 @@ def main():
                 save_checkpoint(accelerator, output_dir, f"epoch_{epoch_index - 1}", here, scheduler, None)
 
     # 6. Save: model, tokenizer (with remote code), results, log, card; then push
-    script_steps.save_model(accelerator, model, tokenizer, output_dir)
-    if args.with_tracking:
-        accelerator.end_training()  # on every process, after the last collective step
+    script_steps.save_model(accelerator, args, model, tokenizer)
     if not accelerator.is_main_process:
         return
     results = {"eval_accuracy": log[-1]["accuracy"], "eval_f1": log[-1]["f1"], "train_steps": step}

@@ -293,9 +293,7 @@ def main():
     if evaluated is None:  # resumed from the very end: no epoch ran here
         evaluated = embed_validation(model, valid_loader, accelerator)
     unwrapped.set_label_embeddings(class_vectors, names)
-    script_steps.save_model(accelerator, model, processor, output_dir)
-    if args.with_tracking:
-        accelerator.end_training()  # on every process, after the last collective step
+    script_steps.save_model(accelerator, args, model, processor)
     if not accelerator.is_main_process:
         return
     DeviseIndex.build(evaluated[0], ids=evaluated[2]).save(output_dir / "validation_index.safetensors")

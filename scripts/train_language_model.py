@@ -392,9 +392,7 @@ def main():
         accelerator.print(f"first token of each row, per process: {firsts}")
 
     # 7. Save: model, tokenizer (with remote code), results, log, plot, model card; then push
-    script_steps.save_model(accelerator, model, tokenizer, output_dir)
-    if args.with_tracking:
-        accelerator.end_training()  # on every process, after the last collective step
+    script_steps.save_model(accelerator, args, model, tokenizer)
     if not accelerator.is_main_process:
         return
     final = next((row for row in reversed(log) if "valid_loss" in row), {})

@@ -383,9 +383,7 @@ def main():
     accelerator.print(scored)
 
     # 8. Save: model (with remote code and the translation pipeline), tokenizer, results, log, plot, card; then push
-    script_steps.save_model(accelerator, model, tokenizer, output_dir)
-    if args.with_tracking:
-        accelerator.end_training()  # on every process, after the last collective step
+    script_steps.save_model(accelerator, args, model, tokenizer)
     if not accelerator.is_main_process:
         return
     shutil.rmtree(tokenizer_dir, ignore_errors=True)  # its copy for the other processes; the folder has its own

@@ -1,6 +1,7 @@
 import argparse
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import torch
@@ -198,14 +199,14 @@ def test_a_resumed_epoch_reads_the_rest_of_the_same_batches(accelerator):
 
 class RecordingTokenizer:
     def save_pretrained(self, output_dir):
-        (output_dir / "tokenizer.json").write_text("{}")
+        (Path(output_dir) / "tokenizer.json").write_text("{}")
 
 
 def test_save_model_writes_the_unwrapped_model_and_its_tokenizer(accelerator, tmp_path):
     from ulmfit import AwdLstmConfig, AwdLstmForCausalLM
 
     model = accelerator.prepare(AwdLstmForCausalLM(AwdLstmConfig(vocab_size=20, embedding_size=8, hidden_size=8)))
-    save_model(accelerator, model, RecordingTokenizer(), tmp_path)
+    save_model(accelerator, parse("--output_dir", tmp_path), model, RecordingTokenizer())
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {path.name for path in tmp_path.iterdir()}
 
 

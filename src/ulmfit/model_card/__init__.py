@@ -163,12 +163,14 @@ def render_model_card(info: ModelCardInfo) -> ModelCard:
     """
     family = info.family
     hub_base_model = info.base_model if is_hub_id(info.base_model) else None
-    hub_datasets = [name for name in info.datasets if is_hub_id(name)]
-    local_datasets = [name for name in info.datasets if not is_hub_id(name)]
+    hub_datasets, local_datasets = [], []
+    for name in info.datasets:
+        (hub_datasets if is_hub_id(name) else local_datasets).append(name)
+    dataset_type = info.dataset_type if is_hub_id(info.dataset_type) else "unknown"  # setfit's word for local data
     eval_results = [
         EvalResult(
             task_type=family.pipeline_tag,
-            dataset_type=info.dataset_type if is_hub_id(info.dataset_type) else "unknown",  # setfit's word for it
+            dataset_type=dataset_type,
             dataset_name=info.dataset_name or info.dataset_type or "Unknown",
             dataset_split=info.dataset_split,
             metric_type=name,

@@ -178,17 +178,20 @@ def checkpoint_due(checkpointing_steps: str | None, completed_steps: int, end_of
     return not end_of_epoch and every > 0 and completed_steps % every == 0
 
 
-def save_model(accelerator: Accelerator, model, processor, output_dir) -> None:
+def save_model(accelerator: Accelerator, args: TrainingScriptArguments, model, processor) -> None:
     """
     Every process waits for the others. The main process then writes the unwrapped model (its weights, config and
-    remote code) and its tokenizer or processor to `output_dir`.
+    remote code) and its tokenizer or processor to `--output_dir`. With `--with_tracking` the trackers end here, on
+    every process, after the run's last collective step.
     """
     accelerator.wait_for_everyone()
     accelerator.unwrap_model(model).save_pretrained(
-        output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save
+        args.output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save
     )
     if accelerator.is_main_process:
-        processor.save_pretrained(output_dir)
+        processor.save_pretrained(args.output_dir)
+    if args.with_tracking:
+        accelerator.end_training()
 
 
 def save_results_and_card(
