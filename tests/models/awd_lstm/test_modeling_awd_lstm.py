@@ -3,8 +3,13 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM
 
-from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmModel
-from ulmfit.models.awd_lstm.modeling_awd_lstm import EmbeddingDropout, LockedDropout, WeightDroppedLstm
+from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmForSequenceClassification, AwdLstmModel
+from ulmfit.models.awd_lstm.modeling_awd_lstm import (
+    CheckpointSizeMismatchError,
+    EmbeddingDropout,
+    LockedDropout,
+    WeightDroppedLstm,
+)
 
 
 VOCAB = 50
@@ -394,8 +399,10 @@ def test_checkpoint_with_another_vocabulary_size_fails_clearly(tmp_path):
     make_model().save_pretrained(tmp_path)
     config = AwdLstmConfig.from_pretrained(tmp_path)
     config.vocab_size = VOCAB + 8
-    with pytest.raises(ValueError, match=f"vocabulary of {VOCAB} tokens.*vocab_size={VOCAB + 8}"):
+    # transformers raises RuntimeError on a size mismatch: callers that catch it catch ours, with the clearer message
+    with pytest.raises(RuntimeError, match=f"vocabulary of {VOCAB} tokens.*vocab_size={VOCAB + 8}") as raised:
         AwdLstmForCausalLM.from_pretrained(tmp_path, config=config)
+    assert isinstance(raised.value, CheckpointSizeMismatchError) and isinstance(raised.value, ValueError)
 
 
 def test_ids_outside_the_vocabulary_fail_clearly():
@@ -481,6 +488,50 @@ def test_batched_left_padded_generation_equals_one_prompt_at_a_time():
     for row, prompt in zip(batched, prompts):
         alone = model.generate(prompt[None], max_new_tokens=6, do_sample=False)
         assert torch.equal(row[width:], alone[0, len(prompt) :])
+
+
+def test_generate_without_a_mask_treats_only_leading_pad_ids_as_padding():
+    # transformers would mask every pad id; an RNN reads a row as one run, so a pad id after the first token is a token
+    model = make_model()
+    prompts = [random_ids(1, n, seed=n)[0] for n in (3, 6)]
+    batch = torch.stack([torch.cat([torch.ones(6 - len(p), dtype=torch.long), p]) for p in prompts])
+    batch[1, 2] = 1  # the pad id inside the second prompt
+    inferred = model.generate(batch, max_new_tokens=4, do_sample=False, pad_token_id=1)
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1], [1, 1, 1, 1, 1, 1]])
+    given = model.generate(batch, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=1)
+    assert torch.equal(inferred, given)
+    alone = model.generate(prompts[0][None], max_new_tokens=4, do_sample=False)
+    assert torch.equal(inferred[0, 6:], alone[0, 3:])
+
+
+@pytest.mark.parametrize("head", ["lm", "classifier"])
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(head):
+    def loss_and_gradients(checkpointing):
+        model = make_model() if head == "lm" else AwdLstmForSequenceClassification(make_model().config)
+        model.train()
+        if checkpointing and head == "lm":
+            with pytest.warns(FutureWarning):  # transformers 5.25's name for it is `activation_checkpointing_enable`
+                model.gradient_checkpointing_enable()
+        elif checkpointing:
+            model.activation_checkpointing_enable()
+        assert all(layer.gradient_checkpointing == checkpointing for layer in model.awd_lstm.layers)
+        ids = random_ids(4, 12)
+        labels = ids if head == "lm" else torch.tensor([0, 1, 1, 0])
+        layer, calls = model.awd_lstm.layers[1], []
+        run = layer._forward
+        layer._forward = lambda *args, **kwargs: calls.append(1) or run(*args, **kwargs)
+        torch.manual_seed(3)  # the same dropout masks in both runs
+        loss = model(ids, labels=labels).loss
+        loss.backward()
+        return loss, {n: p.grad for n, p in model.named_parameters() if p.grad is not None}, len(calls)
+
+    loss, gradients, calls = loss_and_gradients(False)
+    checkpointed_loss, checkpointed_gradients, checkpointed_calls = loss_and_gradients(True)
+    torch.testing.assert_close(checkpointed_loss, loss, rtol=0, atol=1e-6)
+    assert checkpointed_gradients.keys() == gradients.keys() and len(gradients) > 5
+    for name, gradient in gradients.items():
+        torch.testing.assert_close(checkpointed_gradients[name], gradient, rtol=1e-5, atol=1e-6, msg=name)
+    assert checkpointed_calls > calls  # the layers ran again in the backward pass
 
 
 def test_beam_search_and_sampling():

@@ -111,11 +111,53 @@ def test_inference_reads_real_tokens_only_in_bounded_segments_with_the_training_
     assert [documents for documents, _ in calls] == sorted((documents for documents, _ in calls), reverse=True)
     read = sum(documents * columns for documents, columns in calls)
     assert sum(lengths) <= read < sum(lengths) + 3 * len(lengths)  # at most a block of padding per document
-    # documents inside the batch's pooled window give what they give alone (fastai's window is the batch's)
+    # every document gives what it gives alone: its window is its own, not the batch's
     with torch.no_grad():
         for i, row in enumerate(rows):
-            if len(row) <= 5:
-                torch.testing.assert_close(logits[i], model(row[None]).logits[0], rtol=0, atol=1e-5)
+            torch.testing.assert_close(logits[i], model(row[None]).logits[0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "training-path"])
+def test_a_long_documents_window_is_its_own_whatever_its_batch(grad):
+    # chunks of 4, window 8: alone, a 10-token document pools chunks [4:8] and [8:10] (10 - 4 <= 8), its last 6
+    # tokens; batched with a 13-token one (whose window is its last 5) it must pool the same 6 tokens
+    model = make_classifier(bpt3c_chunk_size=4, bpt3c_max_length=8)
+    ten, thirteen = random_ids(1, 10, seed=10)[0], random_ids(1, 13, seed=13)[0]
+    with torch.set_grad_enabled(grad):
+        encoded = model.awd_lstm(ten[None]).last_hidden_state
+        expected = model.classifier(masked_concat_pool(encoded[:, 4:], torch.ones(1, 6)))
+        alone = model(ten[None]).logits
+        torch.testing.assert_close(alone, expected, rtol=0, atol=1e-5)
+        for side in ("left", "right"):
+            ids, mask = batch_of([ten, thirteen], 13, side)
+            logits = model(ids, attention_mask=mask).logits
+            torch.testing.assert_close(logits[0], alone[0], rtol=0, atol=1e-5)
+            torch.testing.assert_close(logits[1], model(thirteen[None]).logits[0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "training-path"])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_hidden_states_cover_every_token_where_it_was_given(grad, side):
+    model = make_classifier(bpt3c_chunk_size=4, bpt3c_max_length=8)
+    rows = [random_ids(1, n, seed=n)[0] for n in (11, 3, 7)]
+    ids, mask = batch_of(rows, 11, side)
+    with torch.set_grad_enabled(grad):
+        outputs = model(ids, attention_mask=mask, output_hidden_states=True)
+        plain = model(ids, attention_mask=mask)
+    torch.testing.assert_close(outputs.logits, plain.logits, rtol=0, atol=0)
+    assert [tuple(h.shape) for h in outputs.hidden_states] == [(3, 11, 8), (3, 11, 12), (3, 11, 12), (3, 11, 8)]
+    with torch.no_grad():
+        for i, row in enumerate(rows):
+            alone = model.awd_lstm(row[None], output_hidden_states=True).hidden_states
+            for layer, expected in zip(outputs.hidden_states, alone):
+                torch.testing.assert_close(layer[i][mask[i].bool()], expected[0], rtol=0, atol=1e-5)
+                assert not layer[i][~mask[i].bool()].any()  # zeros at padding
+    # the config flag asks for them too, and `return_dict=False` puts them after the logits
+    model.config.output_hidden_states = True
+    with torch.no_grad():
+        assert len(model(ids, attention_mask=mask).hidden_states) == 4
+        logits, hidden_states = model(ids, attention_mask=mask, return_dict=False)
+    assert len(hidden_states) == 4 and logits.shape == (3, 2)
 
 
 def test_inference_of_an_all_padding_row_and_in_bf16():

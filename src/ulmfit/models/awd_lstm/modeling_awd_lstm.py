@@ -26,6 +26,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import SAFE_WEIGHTS_NAME, ModelOutput, cached_file, logging
 
@@ -65,6 +66,11 @@ def _checkpoint_vocab_size(pretrained_model_name_or_path, kwargs: dict) -> int |
             return None if key is None else checkpoint.get_slice(key).get_shape()[0]
     except (OSError, ValueError):
         return None
+
+
+class CheckpointSizeMismatchError(RuntimeError, ValueError):
+    """A checkpoint whose tensors do not fit the configuration. A `RuntimeError`, as transformers raises for size
+    mismatches (callers catch that), and a `ValueError`, as this package raised before."""
 
 
 def _bernoulli_mask(reference: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
@@ -131,13 +137,15 @@ def _autocast_lstm_unsupported(hidden_states: torch.Tensor) -> bool:
     return dtype == torch.float16 and not torch.ops.mkldnn._is_mkldnn_fp16_supported()
 
 
-class WeightDroppedLstm(nn.Module):
+class WeightDroppedLstm(GradientCheckpointingLayer):
     """
     A one-layer LSTM with DropConnect on its hidden-to-hidden matrix (Wan et al. 2013; AWD-LSTM §2, fastai
     `WeightDropout`, salesforce `WeightDrop`): one mask per forward call, shared by every time step.
 
     The dropped matrix is substituted for `weight_hh_l0` for the duration of one call through `functional_call`, so
-    `nn.LSTM` still runs its fused kernel and gradients flow to the raw weight.
+    `nn.LSTM` still runs its fused kernel and gradients flow to the raw weight. Under `gradient_checkpointing_enable()`
+    the layer keeps only its inputs for the backward pass and runs again there, with the same DropConnect mask (torch's
+    checkpoint restores the random state).
     """
 
     def __init__(self, input_size: int, hidden_size: int, weight_dropout: float):
@@ -151,7 +159,10 @@ class WeightDroppedLstm(nn.Module):
             # in its weights' dtype instead (the other ops keep autocast's), rather than failing inside torch
             dtype = self.lstm.weight_ih_l0.dtype
             with torch.autocast("cpu", enabled=False):
-                return self.forward(hidden_states.to(dtype), (state[0].to(dtype), state[1].to(dtype)), layout)
+                return self._forward(hidden_states.to(dtype), (state[0].to(dtype), state[1].to(dtype)), layout)
+        return self._forward(hidden_states, state, layout)
+
+    def _forward(self, hidden_states: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], layout=None):
         weight_hh = self.lstm.weight_hh_l0
         if self.training and self.weight_dropout > 0:
             weight_hh = F.dropout(weight_hh, p=self.weight_dropout, training=True)
@@ -396,6 +407,7 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
     base_model_prefix = "awd_lstm"
     main_input_name = "input_ids"
     _no_split_modules = ["WeightDroppedLstm"]
+    supports_gradient_checkpointing = True
     # The state of an RNN cannot be rolled back, so assisted decoding must refuse rather than give wrong results.
     _is_stateful = True
 
@@ -411,6 +423,16 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
         if outputs.get("state") is not None:
             model_kwargs["state"] = outputs["state"]
         return model_kwargs
+
+    def _prepare_attention_mask_for_generation(self, inputs_tensor, generation_config, model_kwargs):
+        """
+        The mask `generate()` infers when none is given. transformers masks every pad id; here only the pad ids
+        before a row's first other token are padding (a left-padded prompt), and any later one is read as a token, as
+        fastai reads it: an RNN reads each row as one run of real tokens, so it cannot skip holes. Pass
+        `attention_mask` to say otherwise.
+        """
+        attention_mask = super()._prepare_attention_mask_for_generation(inputs_tensor, generation_config, model_kwargs)
+        return attention_mask.cummax(dim=-1).values if attention_mask.dim() == 2 else attention_mask
 
     def _validate_generation_mode(self, generation_mode, *args, **kwargs):
         # Assisted decoding verifies draft tokens and rolls back the rejected ones: a recurrent state cannot be rolled
@@ -468,7 +490,7 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
             rows = _checkpoint_vocab_size(pretrained_model_name_or_path, kwargs)
             if rows is None or not isinstance(config, AwdLstmConfig) or rows == config.vocab_size:
                 raise
-            raise ValueError(
+            raise CheckpointSizeMismatchError(
                 f"The checkpoint in {pretrained_model_name_or_path} has a vocabulary of {rows} tokens but the "
                 f"configuration says vocab_size={config.vocab_size}. Load it with its own config.json, or pass "
                 "`ignore_mismatched_sizes=True` to re-initialise the embedding and decoder."
@@ -749,48 +771,74 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         groups.append(list(self.classifier.parameters()))
         return groups
 
-    def _bpt3c_chunks(self, input_ids: torch.Tensor) -> list[tuple[int, int, int, bool]]:
-        """BPT3C's chunks (§3.3) as `_read_bpt3c` spans: `bpt3c_chunk_size` columns, pooled (and trained) if they start
-        in the last `bpt3c_max_length` columns (fastai's `sl - i <= max_len`)."""
-        batch_size, length = input_ids.shape
+    def _window_starts(self, lengths: torch.Tensor) -> torch.Tensor:
+        """
+        Each document's first pooled token, counted from its own first token. BPT3C (§3.3) reads a document in chunks
+        of `bpt3c_chunk_size` tokens from its start and pools the chunks that start within its last
+        `bpt3c_max_length` tokens (fastai's `sl - i <= max_len`): the window depends on the document's length only,
+        never on the batch it is read in.
+        """
         chunk_size, max_length = self.config.bpt3c_chunk_size, self.config.bpt3c_max_length
-        starts = range(0, length, chunk_size)
-        return [(i, min(i + chunk_size, length), batch_size, length - i <= max_length) for i in starts]
+        return ((lengths - max_length).clamp(min=0) + chunk_size - 1) // chunk_size * chunk_size
 
-    def _read_bpt3c(self, input_ids: torch.Tensor, spans: list, attention_mask: torch.Tensor | None = None):
+    def _read_bpt3c(self, input_ids, spans: list, attention_mask=None, output_hidden_states: bool = False):
         """BPT3C's reading loop, for training and inference: the encoder over `spans` `(start, end, rows, grad)` in
         order, on the first `rows` documents (those that ended have left), the state carried and detached between spans
-        as fastai does between chunks; only `grad` spans build a graph. Yields the outputs, (rows, columns, emb)."""
+        as fastai does between chunks; only `grad` spans build a graph. Yields each span's `AwdLstmOutput`."""
         state = None
         for start, end, rows, grad in spans:
             state = None if state is None else tuple((h[:rows].detach(), c[:rows].detach()) for h, c in state)
             mask = None if attention_mask is None else attention_mask[:rows, start:end]
             with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-                encoded = self.awd_lstm(input_ids[:rows, start:end], attention_mask=mask, state=state)
+                encoded = self.awd_lstm(
+                    input_ids[:rows, start:end], mask, state=state, output_hidden_states=output_hidden_states
+                )
             state = encoded.state
-            yield encoded.last_hidden_state
+            yield encoded
 
-    def _encode_bpt3c(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """BPT3C for training: the outputs of the pooled chunks (the last `bpt3c_max_length` tokens) and their mask."""
-        chunks = self._bpt3c_chunks(input_ids)
-        read = zip(chunks, self._read_bpt3c(input_ids, chunks, attention_mask))
-        outputs = [output for (*_, pooled), output in read if pooled]
-        masks = [attention_mask[:, start:end] for start, end, _, pooled in chunks if pooled]
-        return torch.cat(outputs, 1), torch.cat(masks, 1)  # (batch, kept, embedding_size), (batch, kept)
+    def _encode_bpt3c(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_hidden_states: bool):
+        """
+        BPT3C for training (real tokens at the end of each row): chunks of `bpt3c_chunk_size` columns, a graph only
+        for the chunks that hold some document's window (`_window_starts`), the others read without one. Returns the
+        outputs of the graph chunks (batch, kept, embedding_size), each document's window over them (batch, kept), and
+        with `output_hidden_states` every layer's output over all columns.
+        """
+        batch_size, length = input_ids.shape
+        lengths = attention_mask.sum(1)
+        first_columns = length - lengths + self._window_starts(lengths)  # (batch,) each window's first column
+        first = int(first_columns.min()) if batch_size else length
+        chunk_size = self.config.bpt3c_chunk_size
+        chunks = [
+            (i, min(i + chunk_size, length), batch_size, i + chunk_size > first) for i in range(0, length, chunk_size)
+        ]
+        outputs, all_hidden_states = [], []
+        for (*_, pooled), encoded in zip(
+            chunks, self._read_bpt3c(input_ids, chunks, attention_mask, output_hidden_states)
+        ):
+            if pooled:
+                outputs.append(encoded.last_hidden_state)
+            if output_hidden_states:
+                all_hidden_states.append(encoded.hidden_states)
+        kept_from = next(start for start, *_, pooled in chunks if pooled)
+        columns = torch.arange(kept_from, length, device=input_ids.device)
+        window = columns[None, :] >= first_columns[:, None]  # (batch, kept)
+        hidden_states = None
+        if output_hidden_states:
+            hidden_states = tuple(torch.cat(layer, 1) for layer in zip(*all_hidden_states))
+        return torch.cat(outputs, 1), window, hidden_states
 
-    def _pool_for_inference(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _pool_for_inference(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_hidden_states: bool):
         """
         What `masked_concat_pool(*self._encode_bpt3c(...))` gives, for inference (no gradient, eval mode), reading
         only the tokens that are there: the documents are read longest first, real tokens at the front, in segments of
         columns (`_read_bpt3c` spans, the state carried exactly); a document leaves the batch after the segment where
         it ends (fastai's `real_bs`, the other way round), so only the few steps after a text that ends inside a
-        segment run on padding, after its real tokens. Pooling is accumulated per segment over the training window
-        (the last `sequence_length - first pooled chunk start` tokens of each document), so memory stays bounded by
-        `bpt3c_max_length` columns whatever the length. Returns the pooled features in input order.
+        segment run on padding, after its real tokens. Pooling is accumulated per segment over each document's window
+        (`_window_starts`), so memory stays bounded by `bpt3c_max_length` columns whatever the length (unless
+        `output_hidden_states` asks for every layer's output over every token). Returns the pooled features in input
+        order, and the hidden states (real tokens first, longest document first) or None.
         """
         sequence_length, max_length = input_ids.size(1), self.config.bpt3c_max_length
-        first_pooled = next((start for start, *_, pooled in self._bpt3c_chunks(input_ids) if pooled), 0)
-        window = sequence_length - first_pooled  # fastai's pooled chunks, as `_encode_bpt3c` keeps them
 
         # 1. Longest document first, real tokens at the front (`forward` put them at the end)
         lengths = attention_mask.sum(1)
@@ -799,7 +847,7 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         positions = torch.arange(sequence_length, device=input_ids.device)
         to_front = (positions[None, :] + (sequence_length - lengths)[:, None]) % max(sequence_length, 1)
         input_ids = input_ids[order].gather(1, to_front)
-        window_starts = (lengths - window).clamp(min=0)  # (batch,) first pooled column of each document
+        window_starts = self._window_starts(lengths)  # (batch,) first pooled column of each document
 
         # 2. Segments: blocks of columns, merged while the same documents are in them (up to `bpt3c_max_length`)
         lengths_list = lengths.tolist()
@@ -816,39 +864,62 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         last = weight.new_zeros(batch_size, size, dtype=torch.float32)  # float32 under autocast too (bf16 outputs)
         total = weight.new_zeros(batch_size, size, dtype=torch.float32)
         maximum = weight.new_full((batch_size, size), float("-inf"), dtype=torch.float32)
-        for (start, end, rows, _), output in zip(segments, self._read_bpt3c(input_ids, segments)):
+        hidden_states = None
+        for (start, end, rows, _), encoded in zip(
+            segments, self._read_bpt3c(input_ids, segments, None, output_hidden_states)
+        ):
             columns = positions[None, start:end]  # (1, segment)
             pooled = (columns >= window_starts[:rows, None]) & (columns < lengths[:rows, None])  # (rows, segment)
-            output = output.float()  # (rows, segment, embedding_size)
+            output = encoded.last_hidden_state.float()  # (rows, segment, embedding_size)
             segment_max = output.masked_fill(~pooled.unsqueeze(-1), float("-inf")).amax(1)
             maximum[:rows] = torch.maximum(maximum[:rows], segment_max)
             total[:rows] += (output * pooled.unsqueeze(-1)).sum(1)
             ending = ((lengths[:rows] - 1 >= start) & (lengths[:rows] - 1 < end)).nonzero()[:, 0]
             last[ending] = output[ending, lengths[ending] - 1 - start]
+            if output_hidden_states:
+                if hidden_states is None:
+                    hidden_states = tuple(
+                        h.new_zeros(batch_size, sequence_length, h.size(-1)) for h in encoded.hidden_states
+                    )
+                for layer, layer_output in zip(hidden_states, encoded.hidden_states):
+                    layer[:rows, start:end] = layer_output
         maximum = torch.where(torch.isinf(maximum), torch.zeros_like(maximum), maximum)  # a document with no token
         mean = total / (lengths - window_starts).clamp(min=1)[:, None]
         pooled = torch.cat([last, maximum, mean], dim=-1).to(weight.dtype)
-        return pooled[torch.argsort(order)]  # (batch, 3 * embedding_size), in input order
+        inverse = torch.argsort(order)
+        if hidden_states is not None:  # back to input order, zeros after each document's real tokens
+            real = (positions[None, :] < lengths[:, None])[inverse]
+            hidden_states = tuple(layer[inverse] * real.unsqueeze(-1) for layer in hidden_states)
+        return pooled[inverse], hidden_states  # (batch, 3 * embedding_size), in input order
 
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple:
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
-                Token ids of whole documents, of any length (BPT3C reads them in chunks).
+                Token ids of whole documents, of any length (BPT3C reads them in chunks). A document's logits depend on
+                its own tokens only, whatever its batch and padding.
             attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
                 1 for real tokens, 0 for padding, on either side.
             labels (`torch.Tensor`, *optional*):
                 Class ids `(batch_size,)` for single-label, multi-hot `(batch_size, num_labels)` for multi-label,
                 floats `(batch_size,)` for regression.
+            output_hidden_states (`bool`, *optional*):
+                Return the embedding output and every LSTM layer's output over the whole documents (as
+                [`AwdLstmModel`]: `(batch_size, sequence_length, embedding_size)` for the embedding and the last layer,
+                `hidden_size` for the others; zeros at padding). Memory then grows with the documents' length.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
         if input_ids is None:
             raise ValueError("AwdLstmForSequenceClassification needs `input_ids`.")
         self._check_input_ids(input_ids)
@@ -863,22 +934,28 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
             raise ValueError(
                 f"`attention_mask` has shape {tuple(attention_mask.shape)}, `input_ids` {tuple(input_ids.shape)}."
             )
+        given_mask = attention_mask.bool()
 
-        # 1. Real tokens of every row end at the last position (right padding is moved to the left), so the kept
-        #    window holds each document's last `bpt3c_max_length` tokens
+        # 1. Real tokens of every row end at the last position (right padding is moved to the left)
         trailing = attention_mask.flip(1).int().argmax(1)  # (batch,) pads after the last real token
         if trailing.any():
             positions = torch.arange(input_ids.size(1), device=input_ids.device)
             index = (positions[None, :] - trailing[:, None]) % input_ids.size(1)  # (batch, seq)
             input_ids, attention_mask = input_ids.gather(1, index), attention_mask.gather(1, index)
 
-        # 2. BPT3C encoding, concat pooling, head
+        # 2. BPT3C encoding, concat pooling over each document's window, head
         if self.training or torch.is_grad_enabled():
-            hidden_states, mask = self._encode_bpt3c(input_ids, attention_mask)
-            pooled = masked_concat_pool(hidden_states, mask)
+            hidden_states, window, all_hidden_states = self._encode_bpt3c(
+                input_ids, attention_mask, output_hidden_states
+            )
+            pooled = masked_concat_pool(hidden_states, window)
+            real = attention_mask.bool()  # where `all_hidden_states` holds each document's tokens
         else:
-            pooled = self._pool_for_inference(input_ids, attention_mask)
+            pooled, all_hidden_states = self._pool_for_inference(input_ids, attention_mask, output_hidden_states)
+            real = torch.arange(input_ids.size(1), device=input_ids.device)[None, :] < attention_mask.sum(1)[:, None]
         logits = self.classifier(pooled)  # (batch, num_labels)
+        if output_hidden_states:
+            all_hidden_states = self._hidden_states_in_place(all_hidden_states, real, given_mask)
 
         loss = None
         if labels is not None:
@@ -887,13 +964,29 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
                 loss = loss + activation_regularization(
                     hidden_states,
                     hidden_states,
-                    mask,
+                    window,
                     self.config.activation_regularization,
                     self.config.temporal_activation_regularization,
                 )
         if not return_dict:
-            return (logits,) if loss is None else (loss, logits)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+            output = (logits, all_hidden_states) if output_hidden_states else (logits,)
+            return output if loss is None else (loss, *output)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden_states)
+
+    def _hidden_states_in_place(self, hidden_states, real: torch.Tensor, given_mask: torch.Tensor):
+        """Each document's per-token outputs moved from where the encoder read them (`real`) to where its tokens were
+        given (`given_mask`), zeros elsewhere: one `(batch, sequence_length, size)` tensor per layer."""
+        config = self.config
+        if hidden_states is None:  # no document has a token
+            sizes = [config.embedding_size] + [config.hidden_size] * (config.num_hidden_layers - 1)
+            weight = self.awd_lstm.embed_tokens.weight
+            return tuple(weight.new_zeros(*given_mask.shape, size) for size in sizes + [config.embedding_size])
+        placed = []
+        for layer in hidden_states:
+            out = layer.new_zeros(*given_mask.shape, layer.size(-1))
+            out[given_mask] = layer[real]
+            placed.append(out)
+        return tuple(placed)
 
     def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """transformers' convention for `problem_type`, with a clear error for labels outside `num_labels`."""
@@ -919,6 +1012,7 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
 
 
 __all__ = [
+    "CheckpointSizeMismatchError",
     "AwdLstmPreTrainedModel",
     "AwdLstmModel",
     "AwdLstmForCausalLM",
