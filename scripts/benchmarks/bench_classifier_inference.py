@@ -1,4 +1,4 @@
-"""Classifier inference from raw text: ulmfit's `pipeline("text-classification")` against fastai, same weights.
+"""Classifier inference from raw text: ulmfit's length-sorting classification pipeline against fastai, same weights.
 
 A trained ulmfit classifier folder (e.g. the one `make demo` prints) is copied into fastai's `text_classifier_learner`
 with the same vocabulary and architecture, so both sides compute the same function and the benchmark also reports how
@@ -6,8 +6,8 @@ often their predictions agree. Timed, from raw review text to a predicted label,
 
 - fastai `learn.predict(text)` in a loop (a user's one-review-at-a-time path), on `--predict_docs` reviews;
 - fastai `learn.get_preds(dl=learn.dls.test_dl(texts))` (tokenization in fastai's worker processes included);
-- ulmfit `pipeline("text-classification", model=folder)(texts, batch_size=64)`, and the same pipeline one review at a
-  time, for the like-for-like comparison with `learn.predict`;
+- ulmfit `pipeline("text-classification", model=folder, pipeline_class=AwdLstmTextClassificationPipeline)(texts,
+  batch_size=64)`, and the same pipeline one review at a time, for the like-for-like comparison with `learn.predict`;
 - the same batched pipeline with `dtype=torch.bfloat16` (bf16 weights on a CPU with AVX512-BF16; fastai's mixed
   precision is CUDA-only), with its agreement with fp32.
 
@@ -113,11 +113,13 @@ def main():
     import torch
     from transformers import pipeline
 
-    import ulmfit  # noqa: F401  (registers the classes and the length-sorting pipeline)
+    from ulmfit.pipelines import AwdLstmTextClassificationPipeline  # batches documents sorted by length
 
     reviews = pd.read_parquet(args.imdb_dir / "test.parquet").sample(n=args.num_docs, random_state=0)
     texts = reviews["text"].tolist()
-    classify = pipeline("text-classification", model=str(args.classifier))
+    classify = pipeline(
+        "text-classification", model=str(args.classifier), pipeline_class=AwdLstmTextClassificationPipeline
+    )
     config = classify.model.config
     learn = fastai_learner(args.classifier, classify.tokenizer, config)
     print(
@@ -150,7 +152,12 @@ def main():
         len(texts),
     )
     # bf16 weights on the CPU (AVX512-BF16/AMX): a user's one-argument choice; fastai has no CPU mixed precision
-    classify_bf16 = pipeline("text-classification", model=str(args.classifier), dtype=torch.bfloat16)
+    classify_bf16 = pipeline(
+        "text-classification",
+        model=str(args.classifier),
+        dtype=torch.bfloat16,
+        pipeline_class=AwdLstmTextClassificationPipeline,
+    )
     ours_bf16 = timed(
         f"ulmfit pipeline bf16, batch_size={args.batch_size}",
         lambda: classify_bf16(texts, batch_size=args.batch_size, top_k=None),

@@ -2,7 +2,10 @@
 
 Importing the package registers every model with the transformers Auto classes, and marks each class for remote code,
 so that `save_pretrained` writes the modeling files next to the weights: a saved folder then loads with
-`trust_remote_code=True` where this package is not installed.
+`trust_remote_code=True` where this package is not installed. It also registers two pipelines for tasks transformers
+does not have, "translation" (which transformers 5 removed; it comes back for every seq2seq model) and "image-search",
+which a saved translator or DeViSE model names and carries for remote code. transformers' own pipelines are left as
+they are: an AWD-LSTM classifier uses the stock "text-classification" one.
 """
 
 from transformers import (
@@ -17,7 +20,6 @@ from transformers import (
     AutoProcessor,
     AutoTokenizer,
 )
-from transformers.pipelines import PIPELINE_REGISTRY
 
 from .models.awd_lstm import (
     AwdLstmCausalLMOutput,
@@ -55,8 +57,9 @@ from .models.gru_seq2seq import (
     GruSeq2SeqTokenizer,
 )
 from .pipelines.image_search import ImageSearchPipeline
-from .pipelines.text_classification import AwdLstmTextClassificationPipeline, register_text_classification_pipeline
-from .pipelines.translation import TranslationPipeline, register_translation_pipeline
+from .pipelines.registration import register_custom_pipeline
+from .pipelines.text_classification import AwdLstmTextClassificationPipeline
+from .pipelines.translation import TranslationPipeline
 from .plotting import make_image_grid, save_image_grid
 
 
@@ -75,8 +78,6 @@ AwdLstmModel.register_for_auto_class("AutoModel")
 AwdLstmForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 AwdLstmForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
 AwdLstmTokenizer.register_for_auto_class("AutoTokenizer")
-# `pipeline("text-classification")` sorts an AWD-LSTM's documents by length before batching (stock otherwise)
-register_text_classification_pipeline()
 
 # --- GRU seq2seq translator (fast.ai 2018, lesson 11): Auto classes, remote code, the "translation" pipeline ---------
 AutoConfig.register(GruSeq2SeqConfig.model_type, GruSeq2SeqConfig, exist_ok=True)
@@ -87,9 +88,9 @@ GruSeq2SeqConfig.register_for_auto_class()
 GruSeq2SeqModel.register_for_auto_class("AutoModel")
 GruSeq2SeqForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
 GruSeq2SeqTokenizer.register_for_auto_class("AutoTokenizer")
-# transformers 5 removed "translation" and rejects it unless a folder's config names a pipeline for it; registering
-# ours makes `save_pretrained` (of the translator or of the pipeline) copy it and name it in `custom_pipelines`.
-register_translation_pipeline(GruSeq2SeqPreTrainedModel)
+# transformers 5 removed "translation": registering ours brings the task back (for any seq2seq model), and makes a
+# saved translator name it in `custom_pipelines` and carry its code, for remote code.
+register_custom_pipeline("translation", TranslationPipeline, GruSeq2SeqPreTrainedModel, pt_model=AutoModelForSeq2SeqLM)
 
 # --- DeViSE: Auto classes, remote code, the "image-search" pipeline -------------------------------------------------
 # `zero-shot-image-classification` and `image-feature-extraction` are transformers' own pipelines: DeviseModel gives
@@ -111,7 +112,7 @@ DeviseProcessor.register_for_auto_class("AutoProcessor")
 EfficientNetLiteConfig.register_for_auto_class()
 EfficientNetLiteModel.register_for_auto_class("AutoModel")
 EfficientNetLiteForImageClassification.register_for_auto_class("AutoModelForImageClassification")
-PIPELINE_REGISTRY.register_pipeline("image-search", pipeline_class=ImageSearchPipeline, pt_model=AutoModel)
+register_custom_pipeline("image-search", ImageSearchPipeline, DevisePreTrainedModel, pt_model=AutoModel)
 
 __all__ = [
     "AwdLstmCausalLMOutput",

@@ -4,7 +4,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from transformers import ResNetConfig, pipeline
+from transformers import AutoConfig, ResNetConfig, pipeline
 
 from ulmfit import (
     DeviseConfig,
@@ -15,8 +15,10 @@ from ulmfit import (
     DeviseTokenizer,
     ImageSearchPipeline,
 )
+from ulmfit.models.devise import index_devise
 
 
+requires_faiss = pytest.mark.skipif(index_devise.faiss is None, reason="faiss is not installed (the `ann` extra)")
 WORDS = ["goldfish", "fire", "salamander", "boat", "engine", "ship", "cat", "dog", "sail"]
 
 
@@ -131,3 +133,45 @@ def test_image_search_errors_are_clear(saved_devise):
         without_index("submarine", target="words")
     with pytest.raises(ValueError, match="target"):
         without_index("boat", target="videos")
+
+
+@pytest.mark.parametrize("backend", ["exact", pytest.param("faiss", marks=requires_faiss)])
+def test_image_search_gives_the_same_results_on_any_index_backend(saved_devise, tmp_path, backend):
+    ivf_gallery = DeviseIndex.load(saved_devise / "gallery.safetensors")  # 3 cells, all probed: exact
+    gallery = DeviseIndex.build(ivf_gallery.vectors, ids=ivf_gallery.ids, backend=backend)
+    gallery.save(tmp_path / "gallery.safetensors")
+    reference = pipeline("image-search", model=str(saved_devise), index=ivf_gallery)
+    search = pipeline("image-search", model=str(saved_devise), index=str(tmp_path / "gallery.safetensors"))
+    assert search.index.backend == backend
+    for query in ["engine + boat", gallery_images()[6]]:  # plain colours tie, so ids are compared as sets
+        expected, found = reference(query, top_k=12), search(query, top_k=12)
+        assert sorted(result["id"] for result in found) == list(range(100, 112))
+        assert [result["score"] for result in found] == pytest.approx([result["score"] for result in expected])
+    assert search(gallery_images()[6], top_k=1)[0]["id"] == 106
+    with pytest.raises(ValueError, match="`nprobe` is a setting of the 'ivf' backend"):
+        search("boat", nprobe=2)
+    if backend == "faiss":
+        assert search("boat", top_k=12, ef_search=16) == search("boat", top_k=12)
+
+
+def test_the_folder_names_image_search_for_remote_code_and_the_package_serves_it_itself(saved_devise):
+    saved = json.loads((saved_devise / "config.json").read_text())["custom_pipelines"]
+    assert saved == {"image-search": {"impl": "image_search.ImageSearchPipeline", "pt": ["AutoModel"]}}
+    # remote code imports only the folder's own files: the pipeline's imports from the package become sibling imports
+    code = (saved_devise / "image_search.py").read_text()
+    assert "from .index_devise import DeviseIndex" in code and "from .." not in code
+    assert (saved_devise / "index_devise.py").is_file() and (saved_devise / "image_processing_devise.py").is_file()
+    assert not hasattr(AutoConfig.from_pretrained(saved_devise), "custom_pipelines")
+    assert type(pipeline("image-search", model=str(saved_devise), trust_remote_code=True)) is ImageSearchPipeline
+
+
+def test_the_pipeline_saves_a_folder_that_names_it(saved_devise, tmp_path):
+    model = DeviseModel.from_pretrained(saved_devise)
+    processor = DeviseProcessor.from_pretrained(saved_devise)
+    search = ImageSearchPipeline(model=model, tokenizer=processor.tokenizer, image_processor=processor.image_processor)
+    search.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["custom_pipelines"] == {
+        "image-search": {"impl": "image_search.ImageSearchPipeline", "pt": ["AutoModel"]}
+    }
+    again = pipeline("image-search", model=str(tmp_path))
+    assert again("boat", target="words", top_k=3) == search("boat", target="words", top_k=3)

@@ -1,9 +1,10 @@
-"""`pipeline("text-classification")` on an AWD-LSTM classifier: length-sorted batches, results in input order."""
+"""`pipeline("text-classification")` on an AWD-LSTM classifier: transformers' own pipeline, and the opt-in
+`AwdLstmTextClassificationPipeline` (length-sorted batches, results in input order)."""
 
 import datasets
 import pytest
 import torch
-from transformers import pipeline
+from transformers import BertConfig, BertForSequenceClassification, TextClassificationPipeline, pipeline
 
 from ulmfit import AwdLstmConfig, AwdLstmForSequenceClassification, AwdLstmTextClassificationPipeline
 
@@ -24,6 +25,10 @@ def classifier_folder(tmp_path, tokenizer):
     return str(tmp_path)
 
 
+def sorting_pipeline(folder):
+    return pipeline("text-classification", model=folder, pipeline_class=AwdLstmTextClassificationPipeline)
+
+
 DOCUMENTS = [
     "Good.",
     "The movie was great, the acting was great and the story was really very good. " * 8,
@@ -35,8 +40,8 @@ DOCUMENTS = [
 
 
 def test_batches_are_sorted_by_length_and_results_come_back_in_input_order(classifier_folder):
-    classify = pipeline("text-classification", model=classifier_folder)
-    assert isinstance(classify, AwdLstmTextClassificationPipeline)
+    classify = sorting_pipeline(classifier_folder)
+    assert type(classify) is AwdLstmTextClassificationPipeline
     one_at_a_time = [classify(text, top_k=None) for text in DOCUMENTS]
 
     padded_lengths = []
@@ -56,7 +61,7 @@ def test_batches_are_sorted_by_length_and_results_come_back_in_input_order(class
 
 
 def test_single_documents_top_k_and_bad_inputs(classifier_folder):
-    classify = pipeline("text-classification", model=classifier_folder)
+    classify = sorting_pipeline(classifier_folder)
     assert classify("Great!")[0]["label"] in {"negative", "positive", "mixed"}
     assert [len(r) for r in classify(["Great!", "Bad."], batch_size=2, top_k=2)] == [2, 2]
     with pytest.raises(ValueError, match="text"):
@@ -66,14 +71,14 @@ def test_single_documents_top_k_and_bad_inputs(classifier_folder):
 
 
 def test_a_datasets_column_is_a_list_of_documents(classifier_folder):
-    classify = pipeline("text-classification", model=classifier_folder)
+    classify = sorting_pipeline(classifier_folder)
     column = datasets.Dataset.from_dict({"text": DOCUMENTS})["text"]
     assert not isinstance(column, list)
     assert classify(column, batch_size=4) == classify(list(DOCUMENTS), batch_size=4)
 
 
 def test_a_list_is_encoded_in_one_tokenizer_call_unless_tokenizer_arguments_are_given(classifier_folder, monkeypatch):
-    classify = pipeline("text-classification", model=classifier_folder)
+    classify = sorting_pipeline(classifier_folder)
     calls, tokenizer_class = [], type(classify.tokenizer)
     encode = tokenizer_class.__call__
     monkeypatch.setattr(tokenizer_class, "__call__", lambda self, *a, **k: calls.append(a[0]) or encode(self, *a, **k))
@@ -85,3 +90,26 @@ def test_a_list_is_encoded_in_one_tokenizer_call_unless_tokenizer_arguments_are_
     for expected, actual in zip(per_document, listed, strict=True):
         assert [r["label"] for r in actual] == [r["label"] for r in expected]
         assert [r["score"] for r in actual] == pytest.approx([r["score"] for r in expected], abs=1e-5)
+
+
+def assert_same_scores(actual, expected):
+    for actual_scores, expected_scores in zip(actual, expected, strict=True):
+        assert [r["label"] for r in actual_scores] == [r["label"] for r in expected_scores]
+        assert [r["score"] for r in actual_scores] == pytest.approx([r["score"] for r in expected_scores], abs=1e-5)
+
+
+def test_the_plain_pipeline_is_transformers_own_and_scores_as_the_sorting_one(classifier_folder):
+    classify = pipeline("text-classification", model=classifier_folder)
+    assert type(classify) is TextClassificationPipeline and type(classify.model) is AwdLstmForSequenceClassification
+    stock = classify(DOCUMENTS, batch_size=2, top_k=None)
+    assert_same_scores(stock, sorting_pipeline(classifier_folder)(DOCUMENTS, batch_size=2, top_k=None))
+    assert_same_scores(stock, [classify(text, top_k=None) for text in DOCUMENTS])
+
+
+def test_importing_ulmfit_leaves_other_models_with_the_stock_pipeline(tokenizer):
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8
+    )
+    classify = pipeline("text-classification", model=BertForSequenceClassification(config), tokenizer=tokenizer)
+    assert type(classify) is TextClassificationPipeline
+    assert len(classify(["Good.", "Bad film."], batch_size=2)) == 2

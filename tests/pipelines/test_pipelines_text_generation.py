@@ -1,8 +1,9 @@
-from transformers import pipeline
+from transformers import TextGenerationPipeline, pipeline
 
 
 def test_text_generation_pipeline_returns_readable_text(saved_lm):
     generator = pipeline("text-generation", model=str(saved_lm))
+    assert type(generator) is TextGenerationPipeline  # transformers' own
     prompt = "The movie was"
     outputs = generator(prompt, max_new_tokens=8, do_sample=False)
     text = outputs[0]["generated_text"]

@@ -83,7 +83,7 @@ def test_classifier_is_converted_and_pushed_card_last(script, tmp_path, fake_hub
     )  # fmt: skip
     pushed = remote / "me" / "fastai-classifier"
     assert uploads == ["folder", "README.md"]  # the card last, so that nothing overwrites it
-    assert (pushed / "model.safetensors").is_file() and (pushed / "tokenizer.json").is_file()
+    assert (pushed / "model.safetensors").is_file() and (pushed / "vocab.json").is_file()
     card = (pushed / "README.md").read_text()
     assert "pipeline_tag: text-classification" in card and file_sha256(FIXTURES / "clas.pth") in card
     assert 'model="me/fastai-classifier"' in card  # the usage snippet names the Hub repo

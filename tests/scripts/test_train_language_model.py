@@ -90,7 +90,7 @@ def test_smoke_run_saves_a_loadable_model_with_results_and_card(script, corpus, 
     script(["--train_file", corpus, "--output_dir", out, "--max_train_steps", 6, *TINY])
     results = json.loads((out / "all_results.json").read_text())
     assert results["train_steps"] == 6 and results["perplexity"] > 1 and 0 <= results["eval_accuracy"] <= 1
-    assert {"model.safetensors", "tokenizer.json", "modeling_awd_lstm.py", "training_curve.png"} <= {
+    assert {"model.safetensors", "vocab.json", "modeling_awd_lstm.py", "training_curve.png"} <= {
         p.name for p in out.iterdir()
     }
     model = AutoModelForCausalLM.from_pretrained(out)

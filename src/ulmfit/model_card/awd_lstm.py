@@ -21,6 +21,14 @@ ULMFIT_CITATION = """@inproceedings{howard2018universal,
   url={https://arxiv.org/abs/1801.06146}
 }"""
 
+# Why a saved AWD-LSTM tokenizer has a `vocab.json` and no `tokenizer.json` (see `AwdLstmTokenizer`)
+NO_TOKENIZER_JSON = (
+    " The tokenizer folder has no `tokenizer.json`: fastai's rules (`xxmaj`, `xxup`, `xxrep`, spaCy's word splitting) "
+    "run in Python and cannot be written as a `tokenizers` pipeline, so tools that read only that file (the "
+    "`tokenizers` library, TGI, the Hub widget) cannot tokenize for this model; load it with `AutoTokenizer` and "
+    "`trust_remote_code=True`."
+)
+
 LANGUAGE_MODEL_CARD = FamilyCard(
     architecture=(
         "AWD-LSTM language model (Merity et al. 2017): embedding, stacked weight-dropped LSTMs, a decoder tied to the "
@@ -36,7 +44,7 @@ LANGUAGE_MODEL_CARD = FamilyCard(
     limitations=(
         "It knows only the words of its vocabulary (others become `xxunk`) and the style and biases of its training "
         "corpus; it is small by today's standards and its generations are not factual. The tokenizer lower-cases text "
-        "and marks capitals with `xxmaj`/`xxup` (fastai's rules), which `decode` undoes."
+        "and marks capitals with `xxmaj`/`xxup` (fastai's rules), which `decode` undoes." + NO_TOKENIZER_JSON
     ),
     usage="""from transformers import pipeline
 
@@ -82,7 +90,7 @@ CLASSIFIER_CARD = FamilyCard(
     intended_use="Classify English documents of any length into the labels of its `id2label`.",
     limitations=(
         "It only knows the labels and the kind of text it was trained on, and inherits the biases of its corpora; "
-        "scores are not calibrated probabilities. Words outside its vocabulary become `xxunk`."
+        "scores are not calibrated probabilities. Words outside its vocabulary become `xxunk`." + NO_TOKENIZER_JSON
     ),
     usage="""from transformers import pipeline
 

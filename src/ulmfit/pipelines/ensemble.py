@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from transformers import Pipeline, pipeline
 
+from .text_classification import AwdLstmTextClassificationPipeline
+
 
 class ForwardBackwardEnsemble:
     """
@@ -31,14 +33,8 @@ class ForwardBackwardEnsemble:
     def __init__(self, forward: str | Pipeline, backward: str | Pipeline, weight: float = 0.5, **pipeline_kwargs):
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"`weight` is the forward model's share and must be in [0, 1], got {weight}.")
-        self.forward = (
-            forward if isinstance(forward, Pipeline) else pipeline("text-classification", forward, **pipeline_kwargs)
-        )
-        self.backward = (
-            backward
-            if isinstance(backward, Pipeline)
-            else pipeline("text-classification", backward, **pipeline_kwargs)
-        )
+        self.forward = forward if isinstance(forward, Pipeline) else self._pipeline(forward, pipeline_kwargs)
+        self.backward = backward if isinstance(backward, Pipeline) else self._pipeline(backward, pipeline_kwargs)
         labels = (
             sorted(self.forward.model.config.id2label.values()),
             sorted(self.backward.model.config.id2label.values()),
@@ -46,6 +42,12 @@ class ForwardBackwardEnsemble:
         if labels[0] != labels[1]:
             raise ValueError(f"The two classifiers have different labels: {labels[0]} and {labels[1]}.")
         self.weight = weight
+
+    @staticmethod
+    def _pipeline(model: str, pipeline_kwargs: dict) -> Pipeline:
+        """A text-classification pipeline that batches documents sorted by length, unless the caller picks one."""
+        pipeline_kwargs = {"pipeline_class": AwdLstmTextClassificationPipeline, **pipeline_kwargs}
+        return pipeline("text-classification", model, **pipeline_kwargs)
 
     def __call__(self, texts: str | Sequence[str], top_k: int | None = 1, batch_size: int = 8):
         """

@@ -1,20 +1,23 @@
-"""`pipeline("text-classification")` with length-sorted batches for AWD-LSTM classifiers.
+"""A text-classification pipeline that batches an AWD-LSTM classifier's documents by length (opt-in).
 
 The stock pipeline pads each batch to its longest document in the order the documents came in, so one long review
 makes every short review of its batch pay for its length. fastai sorts documents by length before batching
 (`learn.get_preds` on a `SortedDL`); this subclass does the same: a list of documents is encoded in one tokenizer call,
-sorted longest first, run through the stock pipeline, and the results are put back in input order. `import ulmfit`
-installs it as the "text-classification" implementation; for every model that is not an AWD-LSTM it behaves exactly as
-the stock one. Documents of any length are fine: the model reads them in BPT3C chunks, so memory does not grow with the
-length.
+sorted longest first, run through the stock pipeline, and the results are put back in input order. The scores are
+the stock pipeline's; only the batching differs.
+
+`pipeline("text-classification", model=folder)` builds transformers' own `TextClassificationPipeline` for an AWD-LSTM
+classifier too (the model reads each batch longest first and skips its padding, so it is already correct); ask for
+this one with `pipeline_class=AwdLstmTextClassificationPipeline`. For a model that is not an AWD-LSTM it behaves
+exactly as the stock one. Documents of any length are fine: the model reads them in BPT3C chunks, so memory does not
+grow with the length.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoModelForSequenceClassification, TextClassificationPipeline
-from transformers.pipelines import PIPELINE_REGISTRY
+from transformers import TextClassificationPipeline
 
 
 # Call arguments that do not reach the tokenizer; with any other, each document is encoded by the stock `preprocess`
@@ -29,7 +32,18 @@ class _EncodedDocument:
 
 
 class AwdLstmTextClassificationPipeline(TextClassificationPipeline):
-    """The stock text-classification pipeline, batching an AWD-LSTM's documents by length."""
+    """
+    The stock text-classification pipeline, batching an AWD-LSTM's documents by length.
+
+    Example:
+    ```python
+    >>> from transformers import pipeline
+    >>> classify = pipeline(
+    ...     "text-classification", model="my-classifier", pipeline_class=AwdLstmTextClassificationPipeline
+    ... )
+    >>> classify(reviews, batch_size=64)
+    ```
+    """
 
     def __call__(self, inputs, **kwargs):
         if getattr(self.model.config, "model_type", None) != "awd_lstm":
@@ -61,11 +75,4 @@ class AwdLstmTextClassificationPipeline(TextClassificationPipeline):
         return super().preprocess(inputs, **tokenizer_kwargs)
 
 
-def register_text_classification_pipeline():
-    """Make `pipeline("text-classification")` build an `AwdLstmTextClassificationPipeline` (no overwrite warning)."""
-    task = dict(PIPELINE_REGISTRY.supported_tasks["text-classification"])
-    task.update(impl=AwdLstmTextClassificationPipeline, pt=(AutoModelForSequenceClassification,))
-    PIPELINE_REGISTRY.supported_tasks["text-classification"] = task
-
-
-__all__ = ["AwdLstmTextClassificationPipeline", "register_text_classification_pipeline"]
+__all__ = ["AwdLstmTextClassificationPipeline"]

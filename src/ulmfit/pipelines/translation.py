@@ -3,28 +3,15 @@
 `TranslationPipeline` encodes each source sentence, batches them, calls `model.generate()` and decodes the output with
 the tokenizer, returning `[{"translation_text": ...}]` in input order, as transformers 4's pipeline did.
 
-It imports only torch and transformers: a translator saved with remote code carries a copy of this file and names it
-in `config.custom_pipelines`, so `pipeline("translation", model=folder, trust_remote_code=True)` works without
-`ulmfit` installed. `register_translation_pipeline` (which `import ulmfit` calls) registers the class under
-"translation" and makes the translator's own `save_pretrained` write that copy, so the model code knows nothing of
-pipelines. Since transformers refuses the task name for folders that do not name a pipeline, pass
-`pipeline_class=TranslationPipeline` (or build `TranslationPipeline(model=..., tokenizer=...)`) to use it without
-remote code.
+`import ulmfit` registers it for the "translation" task (see `ulmfit.pipelines.registration`): `pipeline("translation",
+model=folder)` then builds it for a saved translator, or for any model `AutoModelForSeq2SeqLM` loads, and a translator
+saved with remote code carries a copy of this file, named in `config.custom_pipelines`, so that
+`pipeline("translation", model=folder, trust_remote_code=True)` works without `ulmfit` installed. The file therefore
+imports only torch and transformers.
 """
 
-import functools
-
 import torch
-from transformers import AutoModelForSeq2SeqLM, Pipeline
-from transformers.dynamic_module_utils import custom_object_save
-from transformers.pipelines import PIPELINE_REGISTRY
-from transformers.utils import logging
-
-
-logger = logging.get_logger(__name__)
-
-# transformers 5 removed this task; a folder that names a pipeline for it in `custom_pipelines` gets it back.
-TRANSLATION_TASK = "translation"
+from transformers import Pipeline
 
 
 class TranslationPipeline(Pipeline):
@@ -108,61 +95,4 @@ class TranslationPipeline(Pipeline):
         ]
 
 
-def register_translation_pipeline(model_class: type) -> None:
-    """
-    Register [`TranslationPipeline`] for the "translation" task, and make `model_class.save_pretrained` (and its
-    subclasses') write it beside the weights of a model that can generate, when remote code is on: a copy of this file
-    and a `custom_pipelines` entry in config.json, exactly as `Pipeline.save_pretrained` writes them. A model that
-    cannot generate (a base model sharing the translator's config) is saved without the entry, and so is any model
-    while no translation pipeline is registered. Calling it again changes nothing.
-    """
-    PIPELINE_REGISTRY.register_pipeline(
-        TRANSLATION_TASK, pipeline_class=TranslationPipeline, pt_model=AutoModelForSeq2SeqLM
-    )
-    if not getattr(model_class.save_pretrained, "_saves_translation_pipeline", False):
-        model_class.save_pretrained = _saving_the_translation_pipeline(model_class.save_pretrained)
-
-
-def _saving_the_translation_pipeline(save_pretrained):
-    """`save_pretrained` that also writes the registered translation pipeline (see `register_translation_pipeline`)."""
-
-    @functools.wraps(save_pretrained)
-    def save_with_pipeline(model, save_directory, *args, **kwargs):
-        pipeline_class = None
-        if model._auto_class is not None:
-            pipeline_class = _registered_pipeline_class(TRANSLATION_TASK) if model.can_generate() else None
-            custom_pipelines = dict(getattr(model.config, "custom_pipelines", None) or {})
-            if pipeline_class is not None:
-                custom_pipelines[TRANSLATION_TASK] = {
-                    "impl": f"{pipeline_class.__module__.split('.')[-1]}.{pipeline_class.__name__}",
-                    "pt": ["AutoModelForSeq2SeqLM"],
-                }
-            elif custom_pipelines.pop(TRANSLATION_TASK, None) is not None and model.can_generate():
-                # the pipeline file cannot be copied, so the folder must not name it
-                logger.warning(
-                    "No translation pipeline is registered (`import ulmfit` registers one), so the saved folder "
-                    "does not name one in `custom_pipelines`."
-                )
-            if custom_pipelines:
-                model.config.custom_pipelines = custom_pipelines
-            elif hasattr(model.config, "custom_pipelines"):
-                del model.config.custom_pipelines
-        result = save_pretrained(model, save_directory, *args, **kwargs)
-        if pipeline_class is not None and kwargs.get("is_main_process", True):
-            custom_object_save(pipeline_class, save_directory)
-        return result
-
-    save_with_pipeline._saves_translation_pipeline = True
-    return save_with_pipeline
-
-
-def _registered_pipeline_class(task: str) -> type | None:
-    """The pipeline class registered for `task` in transformers' `PIPELINE_REGISTRY`, if it is defined outside it."""
-    registered = PIPELINE_REGISTRY.supported_tasks.get(task)
-    impl = None if registered is None else registered.get("impl")
-    if not isinstance(impl, type) or impl.__module__.startswith("transformers."):
-        return None
-    return impl
-
-
-__all__ = ["TranslationPipeline", "register_translation_pipeline"]
+__all__ = ["TranslationPipeline"]

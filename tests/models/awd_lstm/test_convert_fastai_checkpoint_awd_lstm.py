@@ -217,7 +217,7 @@ def test_converter_imports_only_torch_transformers_and_its_siblings():
 def test_saved_language_model_folder(tmp_path, fastai_outputs):
     folder = tmp_path / "awd-lstm-from-fastai"
     convert_fastai_checkpoint(FIXTURES / "lm.pth", FIXTURES / "vocab.pkl", output_dir=folder)
-    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    assert (folder / "model.safetensors").is_file() and (folder / "vocab.json").is_file()
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     with torch.no_grad():
         logits = model(fastai_outputs["lm_input_ids"]).logits

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from transformers import AutoTokenizer
@@ -281,3 +283,95 @@ def test_add_tokens_then_resize_the_model(tokenizer, tiny_config):
     with torch.no_grad():
         logits = model(**batch).logits
     assert logits.shape[-1] == len(tokenizer) and batch.input_ids[0, -1] == len(tokenizer) - 1
+
+
+# Capitals, repetitions of characters and words, contractions, unknown words, HTML and tokens added on top
+ROUND_TRIP_TEXTS = [
+    "The movie was GREAT!!! I didn't like the ending, though.",
+    "sooooo good good good good... [SPECIAL_TOKEN_1] can't WON'T",
+    "the zyzzyva <plain> movie<plain> was <br /><br />Fine",
+]
+
+
+def add_round_trip_tokens(tokenizer):
+    tokenizer.add_tokens(["[SPECIAL_TOKEN_1]"], special_tokens=True)
+    tokenizer.add_tokens(["<plain>"])
+    return tokenizer
+
+
+def save_like_earlier_versions(tokenizer, folder):
+    """A folder as `save_pretrained` wrote it before `vocab.json`: the backend's tokenizer.json holds the vocabulary
+    and the added tokens, and tokenizer_config.json has no `added_tokens_decoder`."""
+    tokenizer.save_pretrained(folder)
+    tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "vocab.json").unlink()
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    del config["added_tokens_decoder"]
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_save_pretrained_writes_vocab_json_and_no_tokenizer_json(tmp_path, tokenizer):
+    tokenizer.save_pretrained(tmp_path)
+    names = {path.name for path in tmp_path.iterdir()}
+    assert "tokenizer.json" not in names and {"vocab.json", "tokenizer_config.json"} <= names
+    vocab = json.loads((tmp_path / "vocab.json").read_text())
+    assert list(vocab.values()) == list(range(len(tokenizer)))  # token -> id, in id order
+    assert vocab == tokenizer.get_vocab()
+    # what other tools are told to do: the class's words, then a lookup in vocab.json
+    for text in ROUND_TRIP_TEXTS:
+        ids = [vocab.get(word, vocab["xxunk"]) for word in tokenizer.tokenize(text)]
+        assert ids == tokenizer(text, add_special_tokens=False).input_ids
+
+
+def test_saved_vocabulary_and_added_tokens_round_trip_exactly(tmp_path, tokenizer):
+    add_round_trip_tokens(tokenizer)
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert isinstance(reloaded, AwdLstmTokenizer) and len(reloaded) == len(tokenizer)
+    assert reloaded.get_vocab() == tokenizer.get_vocab()
+    assert reloaded.added_tokens_decoder == tokenizer.added_tokens_decoder
+    expected = tokenizer(ROUND_TRIP_TEXTS).input_ids
+    assert reloaded(ROUND_TRIP_TEXTS).input_ids == expected
+    assert tokenizer.convert_tokens_to_ids("[SPECIAL_TOKEN_1]") in expected[1]
+    assert reloaded.batch_decode(expected, skip_special_tokens=True) == tokenizer.batch_decode(
+        expected, skip_special_tokens=True
+    )
+
+
+def test_a_folder_with_only_an_old_tokenizer_json_loads_and_tokenizes_identically(tmp_path, tokenizer):
+    add_round_trip_tokens(tokenizer)
+    folder = save_like_earlier_versions(tokenizer, tmp_path / "old")
+    expected = tokenizer(ROUND_TRIP_TEXTS).input_ids
+    reloaded = AutoTokenizer.from_pretrained(folder)
+    assert isinstance(reloaded, AwdLstmTokenizer) and reloaded(ROUND_TRIP_TEXTS).input_ids == expected
+    assert reloaded.added_tokens_decoder == tokenizer.added_tokens_decoder
+    direct = AwdLstmTokenizer(tokenizer_file=str(folder / "tokenizer.json"))
+    assert direct(ROUND_TRIP_TEXTS).input_ids == expected
+    # saving it again replaces the misleading tokenizer.json with vocab.json
+    reloaded.save_pretrained(folder)
+    assert not (folder / "tokenizer.json").exists() and (folder / "vocab.json").is_file()
+    assert AutoTokenizer.from_pretrained(folder)(ROUND_TRIP_TEXTS).input_ids == expected
+
+
+# Run by `run_without_ulmfit`, in a fresh interpreter in which any import of `ulmfit` fails.
+LOAD_WITH_REMOTE_CODE = """
+    import json, sys
+    from transformers import AutoTokenizer
+
+    texts = json.loads(sys.argv[1])
+    loaded = [AutoTokenizer.from_pretrained(folder, trust_remote_code=True) for folder in sys.argv[2:]]
+    print(json.dumps({
+        "modules": sorted({type(tokenizer).__module__.split(".")[0] for tokenizer in loaded}),
+        "input_ids": [tokenizer(texts).input_ids for tokenizer in loaded],
+    }))
+"""
+
+
+def test_new_and_old_folders_load_through_remote_code_without_ulmfit(tmp_path, tokenizer, run_without_ulmfit):
+    add_round_trip_tokens(tokenizer)
+    tokenizer.save_pretrained(tmp_path / "new")
+    save_like_earlier_versions(tokenizer, tmp_path / "old")
+    child = run_without_ulmfit(LOAD_WITH_REMOTE_CODE, json.dumps(ROUND_TRIP_TEXTS), tmp_path / "new", tmp_path / "old")
+    assert child["modules"] == ["transformers_modules"]
+    assert child["input_ids"] == [tokenizer(ROUND_TRIP_TEXTS).input_ids] * 2

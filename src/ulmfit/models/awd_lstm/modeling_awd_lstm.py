@@ -721,10 +721,7 @@ class AwdLstmForCausalLM(AwdLstmPreTrainedModel, GenerationMixin):
                     self.config.temporal_activation_regularization,
                 )
 
-        if not return_dict:
-            output = (logits, outputs.state, outputs.hidden_states)
-            return tuple(v for v in ((loss,) + output if loss is not None else output) if v is not None)
-        return AwdLstmCausalLMOutput(
+        output = AwdLstmCausalLMOutput(
             loss=loss,
             logits=logits,
             state=outputs.state,
@@ -732,6 +729,7 @@ class AwdLstmForCausalLM(AwdLstmPreTrainedModel, GenerationMixin):
             last_hidden_state=raw,
             dropped_hidden_state=dropped,
         )
+        return output if return_dict else output.to_tuple()
 
 
 class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
@@ -791,7 +789,11 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
             mask = None if attention_mask is None else attention_mask[:rows, start:end]
             with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
                 encoded = self.awd_lstm(
-                    input_ids[:rows, start:end], mask, state=state, output_hidden_states=output_hidden_states
+                    input_ids[:rows, start:end],
+                    mask,
+                    state=state,
+                    output_hidden_states=output_hidden_states,
+                    return_dict=True,
                 )
             state = encoded.state
             yield encoded

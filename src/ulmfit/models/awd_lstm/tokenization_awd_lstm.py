@@ -8,15 +8,21 @@ model, which also adds `xxbos`, pads, truncates and builds tensors. Special toke
 """
 
 import itertools
+import json
 import multiprocessing
 import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sized
 
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, processors
 from transformers import TokenizersBackend
-from transformers.tokenization_utils_base import BatchEncoding, PaddingStrategy, TruncationStrategy
+from transformers.tokenization_utils_base import (
+    TOKENIZER_CONFIG_FILE,
+    BatchEncoding,
+    PaddingStrategy,
+    TruncationStrategy,
+)
 from transformers.utils import logging
 
 from .text_processing_awd_lstm import SPECIAL_TOKENS, detokenize, tokenize
@@ -27,6 +33,9 @@ logger = logging.get_logger(__name__)
 # Below this many texts, counting words in worker processes costs more than it saves.
 _PARALLEL_MIN_TEXTS = 4000
 _COUNT_BATCH_SIZE = 1000
+VOCAB_FILES_NAMES = {"vocab_file": "vocab.json"}
+# What earlier versions saved instead of `vocab.json`; only its vocabulary and added tokens are read.
+LEGACY_TOKENIZER_FILE = "tokenizer.json"
 
 
 def _check_text(text, where: str) -> str:
@@ -58,6 +67,22 @@ def _is_vocab_padding(token: str) -> bool:
     return token.startswith("xxfake") and token[6:].isdigit() or token == "xxfake"
 
 
+def _read_vocab(vocab_file: str | None, tokenizer_file: str | None) -> tuple[dict[str, int], dict[int, AddedToken]]:
+    """The vocabulary (token -> id) of a `vocab.json`, or the vocabulary and added tokens of an old tokenizer.json."""
+    if vocab_file and os.path.isfile(vocab_file):
+        with open(vocab_file, encoding="utf-8") as handle:
+            return json.load(handle), {}
+    if tokenizer_file and os.path.isfile(tokenizer_file):
+        with open(tokenizer_file, encoding="utf-8") as handle:
+            serialized = json.load(handle)
+        added = {token.pop("id"): AddedToken(**token) for token in serialized.get("added_tokens", [])}
+        return serialized["model"]["vocab"], added
+    raise ValueError(
+        "AwdLstmTokenizer needs a vocabulary: pass `vocab=`, load a saved one with `from_pretrained`, or build one "
+        "from texts with `AwdLstmTokenizer.train(texts)`."
+    )
+
+
 def _ranked_vocab(counts: Counter, max_vocab: int, min_freq: int) -> list[str]:
     """fastai's special tokens, then the words seen `min_freq`+ times, most frequent first (ties alphabetical)."""
     if max_vocab < len(SPECIAL_TOKENS):
@@ -87,11 +112,23 @@ class AwdLstmTokenizer(TokenizersBackend):
     fastai v2's word-level tokenizer (fastai rules + spaCy-style English word splitting) on a `tokenizers` WordLevel
     backend. Build one from a corpus with [`~AwdLstmTokenizer.train`], or load one with `from_pretrained`.
 
+    `save_pretrained` writes no `tokenizer.json`. A `tokenizers` pipeline cannot express fastai's rules (`xxrep 3 !`
+    counts a repetition; `xxmaj` and `xxup` lower-case a word after spaCy's splitting, which has hundreds of
+    exceptions), and other tools (`tokenizers.Tokenizer.from_file`, TGI, the Hub widget) read a file of that name as
+    a complete tokenizer, which would map most words to `xxunk`. The vocabulary is in `vocab.json` (token -> id,
+    without the rules), added tokens and settings in `tokenizer_config.json`, and the rules in this class: other
+    tools must load the folder with `AutoTokenizer.from_pretrained(folder, trust_remote_code=True)`, or run this
+    class's `tokenize` and then look the words up in `vocab.json`. Folders saved with a `tokenizer.json` by earlier
+    versions still load; saving one again replaces that file with `vocab.json`.
+
     Args:
         vocab (`dict[str, int]` or `list[str]`, *optional*):
             The vocabulary; a list is numbered in order. It must start with fastai's nine special tokens.
+        vocab_file (`str`, *optional*):
+            A `vocab.json` (token -> id, what `save_pretrained` writes) to load instead of `vocab`.
         tokenizer_file (`str`, *optional*):
-            A `tokenizer.json` to load instead of `vocab`.
+            A `tokenizer.json` saved by an earlier version of this class, to load instead of `vocab`; only its
+            vocabulary and added tokens are read.
         backwards (`bool`, *optional*, defaults to `False`):
             Reverse the token order of every encoded text (fastai's `backwards=True`), for the backward language model
             of a forward+backward ULMFiT ensemble. `decode` reverses the ids back.
@@ -109,13 +146,14 @@ class AwdLstmTokenizer(TokenizersBackend):
     ```
     """
 
-    vocab_files_names = {"tokenizer_file": "tokenizer.json"}
+    vocab_files_names = VOCAB_FILES_NAMES
     model_input_names = ["input_ids", "attention_mask"]
     padding_side = "left"
 
     def __init__(
         self,
         vocab: dict[str, int] | list[str] | None = None,
+        vocab_file: str | None = None,
         tokenizer_file: str | None = None,
         backwards: bool = False,
         unk_token: str = "xxunk",
@@ -124,21 +162,14 @@ class AwdLstmTokenizer(TokenizersBackend):
         eos_token: str = "xxeos",
         **kwargs,
     ):
-        tokenizer_object = kwargs.pop("tokenizer_object", None)
-        if tokenizer_object is None and not (tokenizer_file and os.path.isfile(tokenizer_file)):
-            if vocab is None:
-                raise ValueError(
-                    "AwdLstmTokenizer needs a vocabulary: pass `vocab=`, load a saved one with `from_pretrained`, or "
-                    "build one from texts with `AwdLstmTokenizer.train(texts)`."
-                )
-            tokenizer_object = self._build_backend(vocab)
-            tokenizer_file = None
-            # The saved tokenizer.json already holds its post-processor; keep ours for a vocabulary built here.
-            kwargs.pop("post_processor", None)
+        if vocab is None:
+            vocab, added_tokens = _read_vocab(vocab_file, tokenizer_file)
+            # `from_pretrained` passes the added tokens it read from tokenizer_config.json (or the legacy file)
+            if not kwargs.get("added_tokens_decoder"):
+                kwargs["added_tokens_decoder"] = added_tokens
         self.backwards = backwards
         super().__init__(
-            tokenizer_object=tokenizer_object,
-            tokenizer_file=tokenizer_file,
+            tokenizer_object=self._build_backend(vocab),
             backwards=backwards,
             unk_token=unk_token,
             pad_token=pad_token,
@@ -162,8 +193,8 @@ class AwdLstmTokenizer(TokenizersBackend):
                 f"The vocabulary must start with fastai's special tokens {SPECIAL_TOKENS} (ids 0..8); got {wrong}."
             )
         backend = Tokenizer(models.WordLevel(vocab=dict(vocab), unk_token="xxunk"))
-        # Our words never contain a space (fastai writes one as "▁"), so this split only matters to someone who loads
-        # tokenizer.json alone, without the rules.
+        # Our words never contain a space (fastai writes one as "▁"), so `backend_tokenizer.encode(" ".join(words))`
+        # looks up words that `tokenize` already split; the backend knows nothing of the rules.
         backend.pre_tokenizer = pre_tokenizers.Split(" ", behavior="removed")
         backend.post_processor = processors.TemplateProcessing(
             single="xxbos $A",
@@ -171,6 +202,11 @@ class AwdLstmTokenizer(TokenizersBackend):
             special_tokens=[("xxbos", vocab["xxbos"]), ("xxfld", vocab["xxfld"])],
         )
         return backend
+
+    @classmethod
+    def convert_to_native_format(cls, trust_remote_code: bool = False, **kwargs) -> dict:
+        """`from_pretrained` hands the vocabulary files to `__init__` as they are: it reads them itself."""
+        return kwargs
 
     @property
     def suppress_token_ids(self) -> list[int]:
@@ -182,6 +218,47 @@ class AwdLstmTokenizer(TokenizersBackend):
         vocab = self.get_vocab()
         fake = [index for token, index in vocab.items() if _is_vocab_padding(token)]
         return sorted({self.unk_token_id, self.pad_token_id, *fake})
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Saving
+
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
+        """Write `vocab.json`: the word-level vocabulary, token -> id in id order (added tokens are not in it)."""
+        vocab = self._tokenizer.get_vocab(with_added_tokens=False)
+        prefix = f"{filename_prefix}-" if filename_prefix else ""
+        path = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(dict(sorted(vocab.items(), key=lambda item: item[1])), handle, indent=0, ensure_ascii=False)
+            handle.write("\n")
+        return (path,)
+
+    def _save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        file_names: tuple[str, ...],
+        legacy_format: bool | None = None,
+        filename_prefix: str | None = None,
+    ) -> tuple[str, ...]:
+        """
+        `vocab.json` instead of the backend's `tokenizer.json` (see the class docstring). The added tokens go in
+        `tokenizer_config.json`, as for any tokenizer without a `tokenizer.json`: transformers leaves them out there
+        for `TokenizersBackend` classes, whose `tokenizer.json` holds them.
+        """
+        prefix = f"{filename_prefix}-" if filename_prefix else ""
+        config_file = os.path.join(save_directory, prefix + TOKENIZER_CONFIG_FILE)
+        with open(config_file, encoding="utf-8") as handle:
+            config = json.load(handle)
+        config["added_tokens_decoder"] = {
+            str(index): token.__getstate__() for index, token in sorted(self.added_tokens_decoder.items())
+        }
+        with open(config_file, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        # A tokenizer.json left by an earlier save would still be read, and mis-tokenize, by other tools.
+        stale = os.path.join(save_directory, prefix + LEGACY_TOKENIZER_FILE)
+        if os.path.isfile(stale):
+            os.remove(stale)
+            logger.warning(f"Removed {stale}: AwdLstmTokenizer saves its vocabulary as vocab.json.")
+        return file_names + self.save_vocabulary(save_directory, filename_prefix)
 
     # ----------------------------------------------------------------------------------------------------------------
     # Training a vocabulary

@@ -44,6 +44,28 @@ def backbone_hidden_size(backbone_config: PreTrainedConfig) -> int:
     )
 
 
+# Copied from ulmfit.models.gru_seq2seq.configuration_gru_seq2seq.without_registered_pipelines
+def without_registered_pipelines(config_class: type, custom_pipelines: dict | None) -> dict:
+    """
+    The entries of a saved folder's `custom_pipelines` that name no pipeline registered with transformers by the
+    package defining `config_class`. A folder names its pipelines for remote code; where the package itself is
+    installed, `pipeline()` should build the registered class, which it refuses to do without `trust_remote_code` for
+    any task the config names. A config loaded as remote code (`transformers_modules`) keeps every entry.
+    """
+    if not custom_pipelines:
+        return {}
+    from transformers.pipelines import PIPELINE_REGISTRY  # only for a folder that names pipelines
+
+    package = config_class.__module__.split(".")[0]
+    kept = {}
+    for task, entry in custom_pipelines.items():
+        impl = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
+        served = isinstance(impl, type) and impl.__module__.split(".")[0] == package and isinstance(entry, dict)
+        if not (served and entry.get("impl") == f"{impl.__module__.split('.')[-1]}.{impl.__name__}"):
+            kept[task] = entry
+    return kept
+
+
 class DeviseConfig(PreTrainedConfig):
     r"""
     Configuration of a DeViSE model ("Deep Visual-Semantic Embedding"): an image backbone whose pooled features a small
@@ -133,6 +155,9 @@ class DeviseConfig(PreTrainedConfig):
         # 2. The label table is filled by `DeviseModel.set_label_embeddings`; a new config has no labels, not 2
         if self.id2label is None and "num_labels" not in kwargs:
             kwargs["num_labels"] = 0
+        # 3. A folder's `custom_pipelines` entries for pipelines the installed package registers are left out
+        if custom_pipelines := without_registered_pipelines(type(self), kwargs.pop("custom_pipelines", None)):
+            kwargs["custom_pipelines"] = custom_pipelines
         super().__post_init__(**kwargs)
         # Not `@strict`: its checks would raise huggingface_hub's StrictDataclass*Error rather than a ValueError, and
         # its `float` fields reject ints (`hinge_margin=0`), so the hook runs here, unwrapped.

@@ -13,7 +13,8 @@ frozen and its features precomputed (`precompute=True`). What we changed or adde
   text tower does it: `get_text_features` averages the unit vectors of a label's words (fastText's sentence vector),
   and `forward(input_ids=..., pixel_values=...)` gives CLIP's `logits_per_image`, which the stock
   `zero-shot-image-classification` pipeline reads;
-- any transformers vision model can be the backbone (`backbone_config`), including our EfficientNet-Lite.
+- any transformers vision model can be the backbone (`backbone_config`), including our EfficientNet-Lite;
+- gradient checkpointing recomputes the backbone's blocks, where the backbone supports it (EfficientNet-Lite, ViT).
 """
 
 from dataclasses import dataclass
@@ -174,6 +175,9 @@ class DevisePreTrainedModel(PreTrainedModel):
     base_model_prefix = "devise"
     main_input_name = "pixel_values"
     input_modalities = ("image", "text")
+    # `gradient_checkpointing_enable()` reaches the backbone's blocks (EfficientNet-Lite's MBConv blocks, ViT's
+    # layers); the head is two small linear layers, not worth recomputing
+    supports_gradient_checkpointing = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -282,6 +286,50 @@ class DeviseModel(DevisePreTrainedModel):
         if self.config.freeze_backbone:
             self.backbone.eval()
         return self
+
+    def _set_gradient_checkpointing(self, enable: bool = True, *args, **kwargs):
+        """
+        What `gradient_checkpointing_enable()` calls: checkpointing lives in the backbone's blocks, so a backbone
+        without it (transformers' ResNet, ConvNext, EfficientNet, ...) gets a clear error instead of transformers'
+        note to model authors.
+        """
+        if enable and not self.backbone.supports_gradient_checkpointing:
+            raise ValueError(
+                f"DeViSE checkpoints its backbone's blocks, and {type(self.backbone).__name__} does not support "
+                "gradient checkpointing. Use a backbone that does (EfficientNet-Lite, ViT), or train the head alone "
+                "on cached features (`freeze_backbone=True`), which keeps no backbone activations."
+            )
+        super()._set_gradient_checkpointing(enable, *args, **kwargs)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # No token embedding to resize
+
+    def get_input_embeddings(self) -> nn.Module:
+        """
+        DeViSE has no input token embedding: its input is the image, and its word table is a frozen set of pretrained
+        vectors that embeds labels and queries, not a trained embedding. Raises `NotImplementedError`, as
+        transformers' vision models do (transformers catches it where an input embedding is optional).
+        """
+        raise NotImplementedError(
+            "DeviseModel has no input token embedding: it embeds images, and text through its frozen word-vector "
+            "table (`word_embeddings`), which `set_word_vectors` replaces."
+        )
+
+    def resize_token_embeddings(self, *args, **kwargs):
+        """
+        Not supported, deliberately. Resizing would invent word vectors (transformers initialises new rows near the
+        mean of the old ones): zero-shot labels and text queries built on them would rank images by noise, and the
+        table is frozen, so training could never fix them. To add words, give them real vectors from the same word
+        model: `DeviseTokenizer.add_words`, their vectors with `read_word_vectors(path, words=...)`, then
+        `set_word_vectors` with the table grown by those rows (`config.vocab_size` follows).
+        """
+        raise NotImplementedError(
+            "DeviseModel's word table holds frozen pretrained word vectors (fastText), not a trained token "
+            "embedding: resizing it would make up vectors for the new words. Add words with "
+            "`tokenizer.add_words(words)`, read their vectors from the same file with `read_word_vectors(path, "
+            "words=words)`, and call `model.set_word_vectors(torch.cat([model.word_embeddings.weight, vectors]))`; "
+            "`config.vocab_size` follows."
+        )
 
     # ----------------------------------------------------------------------------------------------------------------
     # Word and label tables

@@ -11,10 +11,13 @@ transformers' `EfficientNetModel` is deliberate:
 - TF "SAME" padding computed from the actual input size, so any resolution gives TF's result (transformers pads for
   one fixed size, lukemelas for the `image_size` given at construction);
 - stochastic depth drops whole residual branches per sample (transformers applies element-wise dropout instead);
-- BatchNorm momentum in PyTorch's convention (transformers passes TF's 0.99 to PyTorch, where it means 0.01).
+- BatchNorm momentum in PyTorch's convention (transformers passes TF's 0.99 to PyTorch, where it means 0.01);
+- gradient checkpointing, block by block (transformers' EfficientNet has none), with the BatchNorm statistics updated
+  once per step, not again when the backward pass recomputes a block.
 """
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -48,6 +51,25 @@ def drop_path(hidden_states: torch.Tensor, probability: float, training: bool) -
     keep = 1.0 - probability
     mask = hidden_states.new_empty((hidden_states.shape[0], 1, 1, 1)).bernoulli_(keep)  # one draw per sample
     return hidden_states * mask / keep
+
+
+@contextmanager
+def batch_norm_statistics_kept(module: nn.Module):
+    """
+    Inside, the BatchNorm layers of `module` still normalise with the batch statistics in training mode but leave their
+    running statistics as they are (momentum 0, batch count restored). The backward pass's recomputation of a
+    checkpointed block needs this: its forward pass has already updated them once.
+    """
+    norms = [norm for norm in module.modules() if isinstance(norm, nn.BatchNorm2d)]
+    saved = [(norm.momentum, norm.num_batches_tracked.clone()) for norm in norms]
+    for norm in norms:
+        norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, (momentum, num_batches_tracked) in zip(norms, saved):
+            norm.momentum = momentum
+            norm.num_batches_tracked.copy_(num_batches_tracked)
 
 
 # Copied from ulmfit.models.awd_lstm.modeling_awd_lstm._init_batch_norm
@@ -121,8 +143,28 @@ class EfficientNetLiteBlock(nn.Module):
         self.activation = ACT2FN[config.hidden_act]
         self.has_residual = stride == 1 and in_channels == out_channels
         self.drop_path_rate = drop_path_rate
+        # Set by `model.gradient_checkpointing_enable()`: the block keeps only its input and is recomputed in the
+        # backward pass (`_gradient_checkpointing_func`, set alongside)
+        self.gradient_checkpointing = False
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if not (self.gradient_checkpointing and self.training and torch.is_grad_enabled()):
+            return self._forward(hidden_states)
+        # The checkpoint calls `run` twice, in the forward pass and again in the backward pass, where the BatchNorm
+        # statistics must not move a second time (the stochastic-depth draw is replayed from the saved RNG state)
+        first_run = True
+
+        def run(hidden_states: torch.Tensor) -> torch.Tensor:
+            nonlocal first_run
+            if first_run:
+                first_run = False
+                return self._forward(hidden_states)
+            with batch_norm_statistics_kept(self):
+                return self._forward(hidden_states)
+
+        return self._gradient_checkpointing_func(run, hidden_states)
+
+    def _forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         residual = hidden_states
         if self.expand_conv is not None:
             hidden_states = self.activation(self.expand_bn(self.expand_conv(hidden_states)))
@@ -185,6 +227,9 @@ class EfficientNetLitePreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     _no_split_modules = ["EfficientNetLiteBlock"]
+    # `gradient_checkpointing_enable()` recomputes each MBConv block in the backward pass (the stem and the head
+    # convolution keep their activations)
+    supports_gradient_checkpointing = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):

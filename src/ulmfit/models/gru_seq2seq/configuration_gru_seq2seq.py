@@ -7,6 +7,27 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 
+def without_registered_pipelines(config_class: type, custom_pipelines: dict | None) -> dict:
+    """
+    The entries of a saved folder's `custom_pipelines` that name no pipeline registered with transformers by the
+    package defining `config_class`. A folder names its pipelines for remote code; where the package itself is
+    installed, `pipeline()` should build the registered class, which it refuses to do without `trust_remote_code` for
+    any task the config names. A config loaded as remote code (`transformers_modules`) keeps every entry.
+    """
+    if not custom_pipelines:
+        return {}
+    from transformers.pipelines import PIPELINE_REGISTRY  # only for a folder that names pipelines
+
+    package = config_class.__module__.split(".")[0]
+    kept = {}
+    for task, entry in custom_pipelines.items():
+        impl = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
+        served = isinstance(impl, type) and impl.__module__.split(".")[0] == package and isinstance(entry, dict)
+        if not (served and entry.get("impl") == f"{impl.__module__.split('.')[-1]}.{impl.__name__}"):
+            kept[task] = entry
+    return kept
+
+
 class GruSeq2SeqConfig(PreTrainedConfig):
     r"""
     Configuration of a GRU encoder-decoder with additive attention (Bahdanau, Cho & Bengio 2014, arXiv:1409.0473), the
@@ -95,6 +116,9 @@ class GruSeq2SeqConfig(PreTrainedConfig):
     is_encoder_decoder: bool = True
 
     def __post_init__(self, **kwargs):
+        # A folder's `custom_pipelines` entries for pipelines the installed package registers are left out
+        if custom_pipelines := without_registered_pipelines(type(self), kwargs.pop("custom_pipelines", None)):
+            kwargs["custom_pipelines"] = custom_pipelines
         super().__post_init__(**kwargs)
         # Not `@strict`: its checks would raise huggingface_hub's StrictDataclass*Error rather than a ValueError, and
         # its `float` fields reject ints (`initializer_range=1`), so the hooks run here, unwrapped.
