@@ -103,10 +103,11 @@ def test_models_without_a_registered_pipeline_are_saved_without_one(tmp_path, ti
 def test_pipeline_code_is_written_with_sibling_imports(tmp_path):
     written = save_pipeline_code(ImageSearchPipeline, tmp_path)
     names = {path.name for path in written}
-    assert names == {"image_search.py", "image_processing_devise.py", "index_devise.py"}
+    assert names == {"image_search.py", "image_processing_devise.py", "index_devise.py", "compatibility.py"}
     code = (tmp_path / "image_search.py").read_text()
     assert "from .image_processing_devise import open_image" in code and "from .." not in code
-    assert [path.name for path in save_pipeline_code(TranslationPipeline, tmp_path / "t")] == ["translation.py"]
+    written = save_pipeline_code(TranslationPipeline, tmp_path / "t")
+    assert [path.name for path in written] == ["translation.py", "compatibility.py"]
 
 
 def test_a_pipeline_importing_a_package_cannot_be_written(tmp_path):

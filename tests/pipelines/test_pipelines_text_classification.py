@@ -64,7 +64,7 @@ def test_single_documents_top_k_and_bad_inputs(classifier_folder):
     classify = sorting_pipeline(classifier_folder)
     assert classify("Great!")[0]["label"] in {"negative", "positive", "mixed"}
     assert [len(r) for r in classify(["Great!", "Bad."], batch_size=2, top_k=2)] == [2, 2]
-    with pytest.raises(ValueError, match="text"):
+    with pytest.raises(TypeError, match=r"NoneType \(item 1\)"):
         classify(["a fine movie", None], batch_size=2)
     with pytest.raises(ValueError, match="text"):
         classify(None)

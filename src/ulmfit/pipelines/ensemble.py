@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from transformers import Pipeline, pipeline
 
+from .compatibility import check_tokenizer_fits_model
 from .text_classification import AwdLstmTextClassificationPipeline
 
 
@@ -35,6 +36,8 @@ class ForwardBackwardEnsemble:
             raise ValueError(f"`weight` is the forward model's share and must be in [0, 1], got {weight}.")
         self.forward = forward if isinstance(forward, Pipeline) else self._pipeline(forward, pipeline_kwargs)
         self.backward = backward if isinstance(backward, Pipeline) else self._pipeline(backward, pipeline_kwargs)
+        for side in (self.forward, self.backward):  # a ready pipeline may pair files the ensemble did not load
+            check_tokenizer_fits_model(side.tokenizer, side.model)
         labels = (
             sorted(self.forward.model.config.id2label.values()),
             sorted(self.backward.model.config.id2label.values()),
@@ -52,10 +55,19 @@ class ForwardBackwardEnsemble:
     def __call__(self, texts: str | Sequence[str], top_k: int | None = 1, batch_size: int = 8):
         """
         Averaged predictions, in input order: for each text the `top_k` most probable labels (all with `top_k=None`)
-        as `{"label", "score"}` dicts; a single text gives a single result.
+        as `{"label", "score"}` dicts; a single text gives a single result, an empty list `[]`.
         """
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"`top_k` must be a positive integer (or None for every label), got {top_k!r}.")
         single = isinstance(texts, str)
         batch = [texts] if single else list(texts)
+        if not batch:
+            return []
+        for index, text in enumerate(batch):
+            if not isinstance(text, str):
+                raise TypeError(
+                    f"ForwardBackwardEnsemble classifies `str` texts, got {type(text).__name__} (item {index})."
+                )
         forward = self.forward(batch, top_k=None, batch_size=batch_size)
         backward = self.backward(batch, top_k=None, batch_size=batch_size)
         results = self.average(forward, backward, top_k=top_k)

@@ -9,8 +9,11 @@ the stock pipeline's; only the batching differs.
 `pipeline("text-classification", model=folder)` builds transformers' own `TextClassificationPipeline` for an AWD-LSTM
 classifier too (the model reads each batch longest first and skips its padding, so it is already correct); ask for
 this one with `pipeline_class=AwdLstmTextClassificationPipeline`. For a model that is not an AWD-LSTM it behaves
-exactly as the stock one. Documents of any length are fine: the model reads them in BPT3C chunks, so memory does not
-grow with the length.
+exactly as the stock one, except for odd input, which the stock pipeline lets through to a confusing error or a
+wrong result: an empty list gives `[]`, an item that is not a text is a `TypeError` naming its index, a `top_k` below 1
+is a `ValueError`, and a tokenizer larger than the model's embedding is refused when the pipeline is built (see
+`compatibility.py`). Documents of any length are fine: the model reads them in BPT3C chunks, so memory does not grow
+with the length.
 """
 
 from collections.abc import Sequence
@@ -18,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 from transformers import TextClassificationPipeline
+
+from .compatibility import check_tokenizer_fits_model
 
 
 # Call arguments that do not reach the tokenizer; with any other, each document is encoded by the stock `preprocess`
@@ -45,11 +50,30 @@ class AwdLstmTextClassificationPipeline(TextClassificationPipeline):
     ```
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        check_tokenizer_fits_model(self.tokenizer, self.model)
+
+    def _sanitize_parameters(self, function_to_apply=None, top_k="", **tokenizer_kwargs):
+        # the stock pipeline slices the ranked labels with `top_k`: -1 would silently drop the last label
+        if top_k not in ("", None) and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"`top_k` must be a positive integer (or None for every label), got {top_k!r}.")
+        return super()._sanitize_parameters(function_to_apply=function_to_apply, top_k=top_k, **tokenizer_kwargs)
+
     def __call__(self, inputs, **kwargs):
-        if getattr(self.model.config, "model_type", None) != "awd_lstm":
-            return super().__call__(inputs, **kwargs)
-        if not isinstance(inputs, (str, dict, list, tuple)) and isinstance(inputs, Sequence):
+        is_awd_lstm = getattr(self.model.config, "model_type", None) == "awd_lstm"
+        if is_awd_lstm and not isinstance(inputs, (str, dict, list, tuple)) and isinstance(inputs, Sequence):
             inputs = list(inputs)  # e.g. a `datasets` column: the stock pipeline would take it for one document
+        if isinstance(inputs, (list, tuple)):
+            if not inputs:
+                return []  # the stock pipeline raises an IndexError for an empty list
+            for index, item in enumerate(inputs):
+                if not isinstance(item, (str, dict, list, tuple)):
+                    raise TypeError(
+                        f"A document is a `str` (or a text pair), got {type(item).__name__} (item {index})."
+                    )
+        if not is_awd_lstm:
+            return super().__call__(inputs, **kwargs)
         batch_size = kwargs.get("batch_size", self._batch_size) or 1
         if not isinstance(inputs, (list, tuple)) or batch_size < 2 or not all(isinstance(t, str) for t in inputs):
             return super().__call__(inputs, **kwargs)

@@ -7,11 +7,13 @@ the tokenizer, returning `[{"translation_text": ...}]` in input order, as transf
 model=folder)` then builds it for a saved translator, or for any model `AutoModelForSeq2SeqLM` loads, and a translator
 saved with remote code carries a copy of this file, named in `config.custom_pipelines`, so that
 `pipeline("translation", model=folder, trust_remote_code=True)` works without `ulmfit` installed. The file therefore
-imports only torch and transformers.
+imports only torch, transformers and its sibling `compatibility.py` (saved beside it).
 """
 
 import torch
 from transformers import Pipeline
+
+from .compatibility import check_tokenizer_fits_model
 
 
 class TranslationPipeline(Pipeline):
@@ -38,15 +40,29 @@ class TranslationPipeline(Pipeline):
     _load_tokenizer = True
     _pipeline_calls_generate = True
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # a tokenizer from another folder than the model is refused here, not when a high id first occurs
+        check_tokenizer_fits_model(self.tokenizer, self.model)
+
     def __call__(self, inputs: str | list[str], **kwargs) -> list[dict[str, str]] | list[list[dict[str, str]]]:
         """
         Args:
-            inputs: one sentence, or a list of sentences (kept in order; `batch_size=` batches them).
+            inputs: one sentence, or a list of sentences (kept in order; `batch_size=` batches them). An empty list
+                gives `[]`.
             kwargs: generation parameters for this call.
 
         Returns:
             One `{"translation_text": ...}` per sentence; with `num_return_sequences > 1`, a list of them per sentence.
         """
+        if isinstance(inputs, (list, tuple)):
+            if not inputs:
+                return []
+            for index, text in enumerate(inputs):
+                if not isinstance(text, str):
+                    raise TypeError(
+                        f"TranslationPipeline translates `str` sentences, got {type(text).__name__} (item {index})."
+                    )
         result = super().__call__(inputs, **kwargs)
         if isinstance(inputs, str):
             return result

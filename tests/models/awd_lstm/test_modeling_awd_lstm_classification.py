@@ -160,10 +160,9 @@ def test_hidden_states_cover_every_token_where_it_was_given(grad, side):
     assert len(hidden_states) == 4 and logits.shape == (3, 2)
 
 
-def test_inference_of_an_all_padding_row_and_in_bf16():
+def test_inference_of_a_one_token_row_and_in_bf16():
     model = make_classifier()
-    ids, mask = batch_of([random_ids(1, 6, seed=6)[0], random_ids(1, 3, seed=3)[0]], 6, "right")
-    mask[1] = 0
+    ids, mask = batch_of([random_ids(1, 6, seed=6)[0], random_ids(1, 1, seed=3)[0]], 6, "right")
     with torch.no_grad():
         logits = model(ids, attention_mask=mask).logits
     torch.testing.assert_close(logits, model(ids, attention_mask=mask).logits.detach(), rtol=0, atol=1e-5)

@@ -14,7 +14,8 @@ fastai v2's `AWD_LSTM` + `LinearDecoder` + `RNNRegularizer` numerically, with fo
   state, so a left-padded batch gives what each sequence gives alone. AR/TAR and the loss ignore them too.
 
 The file also holds the ULMFiT classifier, `AwdLstmForSequenceClassification`: the same encoder read with BPT3C
-(Howard & Ruder §3.3), masked concat pooling and fastai's `PoolingLinearClassifier` head.
+(Howard & Ruder §3.3), masked concat pooling and fastai's `PoolingLinearClassifier` head. The layers, dropouts and
+input checks they are built from are in `layers_awd_lstm.py`.
 """
 
 from dataclasses import dataclass
@@ -22,15 +23,29 @@ from dataclasses import dataclass
 import torch
 from safetensors import safe_open
 from torch import nn
-from torch.func import functional_call
 from torch.nn import functional as F
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import SAFE_WEIGHTS_NAME, ModelOutput, cached_file, logging
 
 from .configuration_awd_lstm import AwdLstmConfig
+from .layers_awd_lstm import (  # noqa: F401 (the building blocks are importable from here too)
+    AwdLstmClassificationHead,
+    EmbeddingDropout,
+    LockedDropout,
+    WeightDroppedLstm,
+    _check_documents,
+    _check_floats,
+    _check_target_ids,
+    _check_token_ids,
+    _describe_type,
+    _init_batch_norm,
+    _mask_is_full,
+    _PaddingLayout,
+    activation_regularization,
+    masked_concat_pool,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -71,285 +86,6 @@ def _checkpoint_vocab_size(pretrained_model_name_or_path, kwargs: dict) -> int |
 class CheckpointSizeMismatchError(RuntimeError, ValueError):
     """A checkpoint whose tensors do not fit the configuration. A `RuntimeError`, as transformers raises for size
     mismatches (callers catch that), and a `ValueError`, as this package raised before."""
-
-
-def _bernoulli_mask(reference: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
-    """A {0, 1/(1-p)} mask of `shape`, so that the expectation of the masked tensor is unchanged (inverted dropout)."""
-    return reference.new_empty(shape).bernoulli_(1 - p).div_(1 - p)
-
-
-def _init_batch_norm(module: nn.Module):
-    """
-    A BatchNorm layer at identity. Its running statistics are buffers, which transformers 5 does not initialise on its
-    own: a layer that `from_pretrained` creates (a new head) has nothing else to set them.
-    """
-    init.ones_(module.weight)
-    init.zeros_(module.bias)
-    init.zeros_(module.running_mean)
-    init.ones_(module.running_var)
-    init.zeros_(module.num_batches_tracked)
-
-
-class EmbeddingDropout(nn.Module):
-    """
-    Embedding dropout (Gal & Ghahramani 2016; AWD-LSTM §4.3, fastai `EmbeddingDropout`, salesforce `dropoute`).
-
-    Drops whole words: one Bernoulli draw per vocabulary row, so every occurrence of a dropped word in the batch is
-    zeroed, and the kept rows are rescaled by 1/(1-p). Masking the gathered rows with the row mask is equivalent to
-    masking the matrix first, and much cheaper for a 60k-word vocabulary.
-    """
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, inputs_embeds: torch.Tensor, input_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return inputs_embeds
-        row_mask = _bernoulli_mask(inputs_embeds, (vocab_size, 1), self.p)  # (vocab_size, 1)
-        return inputs_embeds * row_mask[input_ids]  # (batch, seq, emb) * (batch, seq, 1)
-
-
-class LockedDropout(nn.Module):
-    """
-    Variational ("locked") dropout (Gal & Ghahramani 2016; AWD-LSTM §4.2, fastai `RNNDropout`): one mask per sequence,
-    shared by every time step, instead of a fresh mask per element.
-    """
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return hidden_states
-        batch_size, _, hidden_size = hidden_states.shape
-        return hidden_states * _bernoulli_mask(hidden_states, (batch_size, 1, hidden_size), self.p)
-
-
-def _autocast_lstm_unsupported(hidden_states: torch.Tensor) -> bool:
-    """Whether CPU autocast would send an LSTM to a oneDNN kernel this CPU does not have (bf16/fp16 need AVX-512)."""
-    if hidden_states.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
-        return False
-    dtype = torch.get_autocast_dtype("cpu")
-    if dtype == torch.bfloat16:
-        return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return dtype == torch.float16 and not torch.ops.mkldnn._is_mkldnn_fp16_supported()
-
-
-class WeightDroppedLstm(GradientCheckpointingLayer):
-    """
-    A one-layer LSTM with DropConnect on its hidden-to-hidden matrix (Wan et al. 2013; AWD-LSTM §2, fastai
-    `WeightDropout`, salesforce `WeightDrop`): one mask per forward call, shared by every time step.
-
-    The dropped matrix is substituted for `weight_hh_l0` for the duration of one call through `functional_call`, so
-    `nn.LSTM` still runs its fused kernel and gradients flow to the raw weight. Under `gradient_checkpointing_enable()`
-    the layer keeps only its inputs for the backward pass and runs again there, with the same DropConnect mask (torch's
-    checkpoint restores the random state).
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, weight_dropout: float):
-        super().__init__()
-        self.weight_dropout = weight_dropout
-        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
-
-    def forward(self, hidden_states: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], layout=None):
-        if _autocast_lstm_unsupported(hidden_states):
-            # CPU autocast sends LSTMs to oneDNN, which has no bf16/fp16 LSTM on CPUs without AVX-512: this layer runs
-            # in its weights' dtype instead (the other ops keep autocast's), rather than failing inside torch
-            dtype = self.lstm.weight_ih_l0.dtype
-            with torch.autocast("cpu", enabled=False):
-                return self._forward(hidden_states.to(dtype), (state[0].to(dtype), state[1].to(dtype)), layout)
-        return self._forward(hidden_states, state, layout)
-
-    def _forward(self, hidden_states: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], layout=None):
-        weight_hh = self.lstm.weight_hh_l0
-        if self.training and self.weight_dropout > 0:
-            weight_hh = F.dropout(weight_hh, p=self.weight_dropout, training=True)
-        if layout is None:
-            return self._run(hidden_states, state, weight_hh)
-        # Padded: segment by segment with the one dropped matrix; the state runs on undetached, as in one packed call
-        outputs = []
-        for start, end, packing in layout.segments:
-            inputs = hidden_states[:, start:end]
-            if packing is None:  # columns real in every row
-                output, state = self._run(inputs, state, weight_hh)
-            elif start == 0 and layout.holds_zero_state(state):
-                output, state = self._run_holding_zero(inputs, state, weight_hh, layout.leading_padding)
-            else:
-                output, new_state = self._run(packing.pack(inputs), state, weight_hh)
-                output, state = packing.unpack(output, state, new_state)
-            outputs.append(output)
-        return torch.cat(outputs, 1) if len(outputs) > 1 else outputs[0], state
-
-    def _run(self, hidden_states, state: tuple[torch.Tensor, torch.Tensor], weight_hh: torch.Tensor):
-        if isinstance(hidden_states, torch.Tensor) and hidden_states.size(1) == 1:
-            # One time step (generation): the LSTM cell kernel is several times faster than the sequence kernel here
-            h, c = torch.lstm_cell(
-                hidden_states[:, 0],
-                (state[0][0], state[1][0]),
-                self.lstm.weight_ih_l0,
-                weight_hh,
-                self.lstm.bias_ih_l0,
-                self.lstm.bias_hh_l0,
-            )
-            return h.unsqueeze(1), (h.unsqueeze(0), c.unsqueeze(0))
-        if weight_hh is not self.lstm.weight_hh_l0:
-            return functional_call(self.lstm, {"weight_hh_l0": weight_hh}, (hidden_states, state), strict=False)
-        return self.lstm(hidden_states, state)
-
-    def _run_holding_zero(self, hidden_states, state, weight_hh: torch.Tensor, padding: torch.Tensor):
-        """
-        Padding that comes before each row's real tokens, from an all-zeros state, through the fused kernel: one
-        extra input feature, 1 at padding, shuts the input gate and opens the forget gate there (pre-activations
-        pushed by -/+ `_GATE_SATURATION`, where the sigmoid is exactly 0 and 1). From `h = c = 0` the state then stays
-        all zeros through the padding, exactly as if it had been skipped, and the padded outputs are zeros.
-        """
-        size = self.lstm.hidden_size
-        weight_ih = self.lstm.weight_ih_l0
-        # the extra feature, then zeros up to a multiple of 16 features (oneDNN is much slower on odd sizes)
-        extra = 16 - weight_ih.size(1) % 16
-        shift = weight_ih.new_zeros(4 * size, extra)  # PyTorch's gate order: input, forget, cell, output
-        shift[:size, 0], shift[size : 2 * size, 0] = -_GATE_SATURATION, _GATE_SATURATION
-        is_padding = padding.unsqueeze(-1).to(hidden_states.dtype)  # (batch, seq, 1)
-        features = torch.cat([is_padding, is_padding.new_zeros(*is_padding.shape[:2], extra - 1)], dim=-1)
-        inputs = torch.cat([hidden_states * (1 - is_padding), features], dim=-1)
-        weights = [torch.cat([weight_ih, shift], dim=1), weight_hh, self.lstm.bias_ih_l0, self.lstm.bias_hh_l0]
-        output, h, c = torch.lstm(inputs, state, weights, train=self.training, **_ONE_LAYER_LSTM)
-        return output * (1 - is_padding), (h, c)
-
-
-# Gate pre-activation shift for padding in `_run_holding_zero`: sigmoid(+-1e4) is exactly 1 / 0 in float32 and bf16
-_GATE_SATURATION = 1e4
-# `torch.lstm`'s flags for `WeightDroppedLstm.lstm`, as `nn.LSTM` passes them: one batch-first layer, no dropout
-_ONE_LAYER_LSTM = {"has_biases": True, "num_layers": 1, "dropout": 0.0, "bidirectional": False, "batch_first": True}
-
-
-class _PackedSegment:
-    """The columns of a padded batch that some rows pad: `pack` moves each row's real tokens to the front and packs
-    them, `unpack` puts the outputs back (zeros at padding) and keeps the state of a row with no real token."""
-
-    def __init__(self, mask: torch.Tensor):
-        self.mask = mask  # (batch, seq) bool, one contiguous run of real tokens (or none) per row
-        self.lengths = mask.sum(dim=1)  # (batch,)
-        self.starts = mask.int().argmax(dim=1)  # first real position; 0 for an all-padding row
-        positions = torch.arange(mask.size(1), device=mask.device)
-        # (batch, seq): for the aligned position t, the original position starts + t
-        self.gather_index = (self.starts[:, None] + positions).clamp(max=mask.size(1) - 1)
-        # (batch, seq): for the original position p, the aligned position p - starts
-        self.scatter_index = (positions - self.starts[:, None]).clamp(min=0)
-        self.empty_rows = self.lengths == 0
-
-    def pack(self, hidden_states: torch.Tensor) -> nn.utils.rnn.PackedSequence:
-        index = self.gather_index.unsqueeze(-1).expand(-1, -1, hidden_states.size(-1))
-        aligned = hidden_states.gather(1, index)  # (batch, seq, hidden), real tokens first
-        lengths = self.lengths.clamp(min=1).cpu()  # an all-padding row runs one step; its state is restored after
-        return nn.utils.rnn.pack_padded_sequence(aligned, lengths, batch_first=True, enforce_sorted=False)
-
-    def unpack(self, packed: nn.utils.rnn.PackedSequence, state_before: tuple, state_after: tuple):
-        aligned, _ = nn.utils.rnn.pad_packed_sequence(packed, batch_first=True, total_length=self.mask.size(1))
-        index = self.scatter_index.unsqueeze(-1).expand(-1, -1, aligned.size(-1))
-        output = aligned.gather(1, index) * self.mask.unsqueeze(-1).to(aligned.dtype)  # zeros at padding
-        keep = self.empty_rows[None, :, None]  # (1, batch, 1): a row with no real token here keeps its state
-        return output, tuple(torch.where(keep, old, new) for old, new in zip(state_before, state_after))
-
-
-class _PaddingLayout:
-    """
-    Where the real tokens of a padded batch are; `WeightDroppedLstm.forward` reads it. Each row of `attention_mask`
-    must hold one contiguous run of ones (left or right padding). `segments` are `(start, end, packing)`: the block of
-    columns real in every row (`packing` None, the fused kernel) and the padded columns around it (`_PackedSegment`,
-    the exact packed path). `leading_padding` marks padding before each row's text, which takes the fused kernel
-    from an all-zeros state (`holds_zero_state`, `WeightDroppedLstm._run_holding_zero`).
-    """
-
-    def __init__(self, attention_mask: torch.Tensor):
-        mask, sequence_length = attention_mask.bool(), attention_mask.size(1)  # (batch, seq)
-        lengths, starts = mask.sum(dim=1), mask.int().argmax(dim=1)
-        positions = torch.arange(sequence_length, device=mask.device)
-        expected = (positions >= starts[:, None]) & (positions < (starts + lengths)[:, None])
-        if not torch.equal(expected, mask):
-            raise ValueError(
-                "`attention_mask` must mark one contiguous block of real tokens per row (left or right padding); "
-                "got a row with padding between real tokens."
-            )
-        full = mask.all(dim=0).nonzero()  # every row's run covers these columns: they are one block
-        first, last = (int(full[0]), int(full[-1]) + 1) if len(full) else (sequence_length, sequence_length)
-        self.segments = [
-            (start, end, None if plain else _PackedSegment(mask[:, start:end]))
-            for start, end, plain in ((0, first, False), (first, last, True), (last, sequence_length, False))
-            if end > start
-        ]
-        # before a full block every row's run reaches into the block, so its padding there comes first; without a
-        # full block, so it does when every run ends at the last column (left padding, some rows still all padding).
-        left_padded = bool(((starts + lengths == sequence_length) | (lengths == 0)).all())
-        self.leading_padding = ~mask[:, :first] if first > 0 and (first < sequence_length or left_padded) else None
-
-    def holds_zero_state(self, state: tuple[torch.Tensor, torch.Tensor]) -> bool:
-        """Whether the leading padding can run from zeros: there is some, and its rows have h = c = 0."""
-        if self.leading_padding is None:
-            return False
-        rows = self.leading_padding.any(dim=1)  # (batch,) the rows that pad before their text
-        return not any(bool(tensor[:, rows].any()) for tensor in state)
-
-
-def activation_regularization(
-    raw: torch.Tensor, dropped: torch.Tensor, mask: torch.Tensor | None, alpha: float, beta: float
-) -> torch.Tensor:
-    """
-    AR + TAR (AWD-LSTM §4.6, fastai `RNNRegularizer`): `alpha * mean(dropped ** 2)` plus
-    `beta * mean((raw_t - raw_{t-1}) ** 2)`, over real tokens only (and pairs of consecutive real tokens for TAR).
-    `raw` is the last LSTM layer's output, `dropped` the same after output dropout, both (batch, seq, hidden).
-    """
-    if mask is None:
-        mask = raw.new_ones(raw.shape[:2])
-    mask = mask.to(raw.dtype).unsqueeze(-1)  # (batch, seq, 1)
-    hidden_size = raw.size(-1)
-    penalty = raw.new_zeros(())
-    if alpha:
-        penalty = penalty + alpha * (dropped.float().pow(2) * mask).sum() / (mask.sum() * hidden_size).clamp(min=1)
-    if beta and raw.size(1) > 1:
-        pair_mask = mask[:, 1:] * mask[:, :-1]  # both ends of the step are real tokens
-        step = (raw[:, 1:] - raw[:, :-1]).float().pow(2) * pair_mask
-        penalty = penalty + beta * step.sum() / (pair_mask.sum() * hidden_size).clamp(min=1)
-    return penalty
-
-
-def masked_concat_pool(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """
-    ULMFiT's concat pooling (§3.3) over real tokens only: [last real token, max, mean] (fastai `masked_concat_pool`).
-    Real tokens must end at the last position of each row (left padding), as `AwdLstmForSequenceClassification`
-    arranges.
-    """
-    mask = mask.bool().unsqueeze(-1)  # (batch, seq, 1)
-    count = mask.sum(1).clamp(min=1).to(hidden_states.dtype)  # (batch, 1)
-    last = hidden_states[:, -1]  # (batch, hidden)
-    maximum = hidden_states.masked_fill(~mask, float("-inf")).max(1).values
-    maximum = torch.where(torch.isinf(maximum), torch.zeros_like(maximum), maximum)  # a row with no real token
-    mean = (hidden_states * mask).sum(1) / count
-    return torch.cat([last, maximum, mean], dim=-1)  # (batch, 3 * hidden)
-
-
-class AwdLstmClassificationHead(nn.Module):
-    """
-    fastai's `PoolingLinearClassifier` head: two `LinBnDrop` blocks, BatchNorm -> Dropout -> Linear (no bias), with a
-    ReLU between them, from the 3 x embedding_size pooled features to `num_labels`.
-    """
-
-    def __init__(self, config: AwdLstmConfig):
-        super().__init__()
-        pooled_size = 3 * config.embedding_size
-        self.norm_in = nn.BatchNorm1d(pooled_size)
-        self.dropout_in = nn.Dropout(config.output_dropout)
-        self.dense = nn.Linear(pooled_size, config.classifier_hidden_size, bias=False)
-        self.activation = nn.ReLU()
-        self.norm_hidden = nn.BatchNorm1d(config.classifier_hidden_size)
-        self.dropout_hidden = nn.Dropout(config.classifier_dropout)
-        self.out_proj = nn.Linear(config.classifier_hidden_size, config.num_labels, bias=False)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        hidden = self.activation(self.dense(self.dropout_in(self.norm_in(pooled))))
-        return self.out_proj(self.dropout_hidden(self.norm_hidden(hidden)))
 
 
 @dataclass
@@ -498,13 +234,24 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
 
     def _check_input_ids(self, input_ids: torch.Tensor):
         """A clear error for ids the embedding cannot look up, instead of an index error deep inside torch."""
-        if input_ids.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype}.")
-        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
+        _check_token_ids(input_ids, "input_ids", self.config.vocab_size)
+
+    def _prepare_model_inputs(self, *args, **kwargs):
+        """
+        `GenerationMixin._prepare_model_inputs`, with a clear error for prompts `generate()` cannot take: not
+        `(batch_size, sequence_length)`, no row (transformers' generation loop cannot run on an empty batch) or no
+        token (a recurrent state needs something to read).
+        """
+        inputs_tensor, input_name, model_kwargs = super()._prepare_model_inputs(*args, **kwargs)
+        rank = 3 if input_name == "inputs_embeds" else 2
+        if not isinstance(inputs_tensor, torch.Tensor) or inputs_tensor.dim() != rank or 0 in inputs_tensor.shape[:2]:
+            shape = tuple(inputs_tensor.shape) if isinstance(inputs_tensor, torch.Tensor) else type(inputs_tensor)
+            expected = "(batch_size, sequence_length" + (", hidden_size)" if rank == 3 else ")")
             raise ValueError(
-                f"`input_ids` holds ids in [{int(input_ids.min())}, {int(input_ids.max())}] but the vocabulary has "
-                f"{self.config.vocab_size} tokens: was this text encoded with another model's tokenizer?"
+                f"generate() needs `{input_name}` of shape {expected} with at least one row and one token, got "
+                f"{shape}."
             )
+        return inputs_tensor, input_name, model_kwargs
 
 
 class AwdLstmModel(AwdLstmPreTrainedModel):
@@ -543,6 +290,36 @@ class AwdLstmModel(AwdLstmPreTrainedModel):
             (torch.zeros(batch_size, layer.lstm.hidden_size, device=device, dtype=dtype),) * 2 for layer in self.layers
         )
 
+    def _check_state(self, state, batch_size: int, dtype: torch.dtype) -> AwdLstmState:
+        """
+        A given `state`, cast to `dtype`, with a clear error for one that does not fit: one `(h, c)` pair per layer,
+        each `(batch_size, layer_size)` and floating-point. Its values are not checked: it is normally the model's own
+        output, carried between calls, and a check would cost a device sync per generated token.
+        """
+        if not isinstance(state, (tuple, list)) or len(state) != len(self.layers):
+            found = f"{len(state)} layers" if isinstance(state, (tuple, list)) else f"a {type(state).__name__}"
+            raise ValueError(
+                f"`state` must hold one (h, c) pair per layer; the model has {len(self.layers)} layers, got {found}."
+            )
+        checked = []
+        for layer_index, (layer, pair) in enumerate(zip(self.layers, state)):
+            expected = (batch_size, layer.lstm.hidden_size)
+            is_pair = isinstance(pair, (tuple, list)) and len(pair) == 2
+            if not (is_pair and all(isinstance(t, torch.Tensor) and tuple(t.shape) == expected for t in pair)):
+                found = (
+                    [tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__ for t in pair]
+                    if is_pair
+                    else type(pair).__name__
+                )
+                raise ValueError(
+                    f"`state` layer {layer_index} must be an (h, c) pair of shape {expected} each (batch_size, "
+                    f"layer size), got {found}."
+                )
+            if not all(t.is_floating_point() for t in pair):
+                raise TypeError(f"`state` layer {layer_index} must be floating-point, got {[t.dtype for t in pair]}.")
+            checked.append((pair[0].to(dtype), pair[1].to(dtype)))
+        return tuple(checked)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -567,6 +344,12 @@ class AwdLstmModel(AwdLstmPreTrainedModel):
                 when omitted.
             inputs_embeds (`torch.FloatTensor` of shape `(batch_size, sequence_length, embedding_size)`, *optional*):
                 Embedded inputs instead of `input_ids` (embedding dropout is then skipped, as fastai's `from_embeds`).
+
+        Inputs the model cannot take raise a `ValueError` or `TypeError` naming the argument: ids that are not
+        integers or not in the vocabulary, a tensor of the wrong rank or size, no token (`sequence_length` 0), mask
+        values other than 0 and 1, a `state` that does not fit, NaN or infinite `inputs_embeds`. An empty batch gives
+        empty outputs, as torch's layers do. Floating-point `inputs_embeds` and `state` of another dtype are cast to
+        the model's.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_hidden_states = (
@@ -579,23 +362,35 @@ class AwdLstmModel(AwdLstmPreTrainedModel):
         if inputs_embeds is None:
             self._check_input_ids(input_ids)
             inputs_embeds = self.embedding_dropout(self.embed_tokens(input_ids), input_ids, self.config.vocab_size)
+        else:
+            size = self.config.embedding_size
+            if inputs_embeds.dim() != 3 or inputs_embeds.size(-1) != size or inputs_embeds.size(1) == 0:
+                raise ValueError(
+                    f"`inputs_embeds` must have shape (batch_size, sequence_length, {size}) with at least one token, "
+                    f"got {tuple(inputs_embeds.shape)}."
+                )
+            inputs_embeds = _check_floats(inputs_embeds, "inputs_embeds", self.embed_tokens.weight.dtype)
         hidden_states = self.input_dropout(inputs_embeds)  # (batch, seq, embedding_size)
         batch_size, sequence_length, _ = hidden_states.shape
         if state is None:
             state = self.initial_state(batch_size, hidden_states.device, hidden_states.dtype)
-        elif len(state) != len(self.layers):
-            raise ValueError(f"`state` has {len(state)} layers, the model has {len(self.layers)}.")
+        else:
+            state = self._check_state(state, batch_size, hidden_states.dtype)
 
         # 2. Padding: keep only the mask columns of this chunk; a full mask takes the plain (unpacked) path
         layout = None
         if attention_mask is not None:
-            attention_mask = attention_mask[:, -sequence_length:]
-            if attention_mask.shape != (batch_size, sequence_length):
+            if (
+                attention_mask.dim() != 2
+                or attention_mask.size(0) != batch_size
+                or attention_mask.size(1) < sequence_length
+            ):
                 raise ValueError(
                     f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected ({batch_size}, "
                     f"{sequence_length}) or longer."
                 )
-            if not attention_mask.bool().all():
+            attention_mask = attention_mask[:, -sequence_length:]
+            if not _mask_is_full(attention_mask):
                 layout = _PaddingLayout(attention_mask)
 
         # 3. The LSTM stack; each layer's state is (1, batch, size) for nn.LSTM and (batch, size) outside it
@@ -683,8 +478,10 @@ class AwdLstmForCausalLM(AwdLstmPreTrainedModel, GenerationMixin):
                 Targets as in every transformers causal LM: usually `input_ids` itself, shifted inside the loss; -100
                 (and padded positions) are ignored. For a BPTT stream whose targets are already the next tokens, pass
                 them as `shift_labels=` as well (the transformers loss API), so the last position keeps its target.
+                Ids outside the vocabulary (other than -100), another shape than `input_ids`, or an empty batch (whose
+                mean loss would be NaN) raise a `ValueError` naming `labels`.
 
-        See [`AwdLstmModel.forward`] for the other arguments.
+        See [`AwdLstmModel.forward`] for the other arguments and the inputs it rejects.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.awd_lstm(
@@ -702,6 +499,11 @@ class AwdLstmForCausalLM(AwdLstmPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:
+            _check_target_ids(labels, "labels", raw.shape[:2], self.config.vocab_size)
+            if raw.size(0) == 0:
+                raise ValueError("`labels` were given for an empty batch: a loss needs at least one sequence.")
+            if kwargs.get("shift_labels") is not None:
+                _check_target_ids(kwargs["shift_labels"], "shift_labels", raw.shape[:2], self.config.vocab_size)
             mask = None if attention_mask is None else attention_mask[:, -raw.size(1) :]
             loss_kwargs = {k: kwargs[k] for k in ("shift_labels", "num_items_in_batch") if k in kwargs}
             if loss_kwargs.get("shift_labels") is not None:
@@ -909,10 +711,15 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
                 Token ids of whole documents, of any length (BPT3C reads them in chunks). A document's logits depend on
                 its own tokens only, whatever its batch and padding.
             attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
-                1 for real tokens, 0 for padding, on either side.
+                1 for real tokens, 0 for padding, on either side: one contiguous block of real tokens per row, as for
+                [`AwdLstmForCausalLM`] (a mask with a hole, `[1, 0, 1]`, raises a `ValueError`: an RNN cannot skip
+                it). A row with no real token raises a `ValueError` naming it, rather than a prediction from no text
+                (transformers' classifiers have no convention for it; our tokenizer always gives at least `xxbos`).
             labels (`torch.Tensor`, *optional*):
-                Class ids `(batch_size,)` for single-label, multi-hot `(batch_size, num_labels)` for multi-label,
-                floats `(batch_size,)` for regression.
+                Class ids `(batch_size,)` for single-label, multi-hot `(batch_size, num_labels)` for multi-label
+                (values in [0, 1]), floats `(batch_size,)` (or `(batch_size, num_labels)`) for regression. A class
+                id outside `num_labels`, another batch size, a shape or dtype the `problem_type` cannot take, NaN
+                targets, or labels for an empty batch raise a `ValueError` or `TypeError` naming `labels`.
             output_hidden_states (`bool`, *optional*):
                 Return the embedding output and every LSTM layer's output over the whole documents (as
                 [`AwdLstmModel`]: `(batch_size, sequence_length, embedding_size)` for the embedding and the last layer,
@@ -936,6 +743,8 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
             raise ValueError(
                 f"`attention_mask` has shape {tuple(attention_mask.shape)}, `input_ids` {tuple(input_ids.shape)}."
             )
+        else:
+            _check_documents(attention_mask)
         given_mask = attention_mask.bool()
 
         # 1. Real tokens of every row end at the last position (right padding is moved to the left)
@@ -979,7 +788,7 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         """Each document's per-token outputs moved from where the encoder read them (`real`) to where its tokens were
         given (`given_mask`), zeros elsewhere: one `(batch, sequence_length, size)` tensor per layer."""
         config = self.config
-        if hidden_states is None:  # no document has a token
+        if hidden_states is None:  # an empty batch
             sizes = [config.embedding_size] + [config.hidden_size] * (config.num_hidden_layers - 1)
             weight = self.awd_lstm.embed_tokens.weight
             return tuple(weight.new_zeros(*given_mask.shape, size) for size in sizes + [config.embedding_size])
@@ -991,7 +800,10 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         return tuple(placed)
 
     def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """transformers' convention for `problem_type`, with a clear error for labels outside `num_labels`."""
+        """transformers' convention for `problem_type`, with a clear error for labels the loss cannot take."""
+        batch_size, shape = logits.size(0), tuple(labels.shape)
+        if batch_size == 0:
+            raise ValueError("`labels` were given for an empty batch: a loss needs at least one document.")
         if self.config.problem_type is None:
             if self.num_labels == 1:
                 self.config.problem_type = "regression"
@@ -1000,16 +812,33 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
             else:
                 self.config.problem_type = "multi_label_classification"
         if self.config.problem_type == "regression":
-            return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view(-1))
+            if labels.numel() != logits.numel() or labels.size(0) != batch_size:
+                expected = (batch_size,) if self.num_labels == 1 else tuple(logits.shape)
+                raise ValueError(f"Regression `labels` must have shape {expected}, got {shape}.")
+            if labels.dtype == torch.bool:
+                raise TypeError("Regression `labels` must be numbers, got dtype torch.bool.")
+            labels = labels if labels.is_floating_point() else labels.float()
+            return F.mse_loss(logits, _check_floats(labels, "labels", logits.dtype).reshape(logits.shape))
         if self.config.problem_type == "single_label_classification":
-            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_labels):
-                raise ValueError(
-                    f"Labels must be class ids in [0, {self.num_labels - 1}] (id2label={self.config.id2label}); got "
-                    f"values in [{int(labels.min())}, {int(labels.max())}]."
+            if labels.dtype not in (torch.int64, torch.int32):
+                raise TypeError(
+                    f"Single-label `labels` must be class ids (an integer tensor), got dtype {labels.dtype}."
                 )
-            return F.cross_entropy(logits, labels.view(-1))
-        if labels.shape != logits.shape:
-            raise ValueError(f"Multi-label targets must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}.")
+            if labels.numel() != batch_size or labels.dim() > 2:
+                raise ValueError(
+                    f"Single-label `labels` must be one class id per document, ({batch_size},); got {shape}."
+                )
+            low, high = torch.stack([labels.min(), labels.max()]).tolist()  # one sync for both ends
+            if low < 0 or high >= self.num_labels:
+                raise ValueError(
+                    f"`labels` must be class ids in [0, {self.num_labels - 1}] (id2label={self.config.id2label}); got "
+                    f"values in [{low}, {high}]."
+                )
+            return F.cross_entropy(logits, labels.reshape(-1).long())
+        if tuple(labels.shape) != tuple(logits.shape):
+            raise ValueError(f"Multi-label `labels` must have shape {tuple(logits.shape)}, got {shape}.")
+        if not bool(((labels >= 0) & (labels <= 1)).all()):  # NaN fails both comparisons
+            raise ValueError("Multi-label `labels` must be multi-hot targets with values in [0, 1].")
         return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 

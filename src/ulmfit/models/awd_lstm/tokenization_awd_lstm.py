@@ -33,6 +33,8 @@ logger = logging.get_logger(__name__)
 # Below this many texts, counting words in worker processes costs more than it saves.
 _PARALLEL_MIN_TEXTS = 4000
 _COUNT_BATCH_SIZE = 1000
+# Lone UTF-16 surrogates: valid in a Python `str`, impossible in UTF-8 (files, the `tokenizers` backend)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 VOCAB_FILES_NAMES = {"vocab_file": "vocab.json"}
 # What earlier versions saved instead of `vocab.json`; only its vocabulary and added tokens are read.
 LEGACY_TOKENIZER_FILE = "tokenizer.json"
@@ -67,16 +69,46 @@ def _is_vocab_padding(token: str) -> bool:
     return token.startswith("xxfake") and token[6:].isdigit() or token == "xxfake"
 
 
-def _read_vocab(vocab_file: str | None, tokenizer_file: str | None) -> tuple[dict[str, int], dict[int, AddedToken]]:
+def _read_json(path: str):
+    """A JSON file; a corrupt one (e.g. truncated by an interrupted copy) is a `ValueError` naming it and the spot."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid JSON ({error.msg}: line {error.lineno}, column {error.colno}); it may have been "
+            "truncated. Save the tokenizer again, or copy the file again from where it was saved."
+        ) from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start}): it is not a saved vocabulary.") from error
+
+
+def _read_vocab(
+    vocab_file: str | None, tokenizer_file: str | None, folder: str | None = None
+) -> tuple[dict[str, int], dict[int, AddedToken]]:
     """The vocabulary (token -> id) of a `vocab.json`, or the vocabulary and added tokens of an old tokenizer.json."""
     if vocab_file and os.path.isfile(vocab_file):
-        with open(vocab_file, encoding="utf-8") as handle:
-            return json.load(handle), {}
+        vocab = _read_json(vocab_file)
+        if not isinstance(vocab, dict) or not all(isinstance(index, int) for index in vocab.values()):
+            raise ValueError(f"{vocab_file} must hold a JSON object token -> id, got {type(vocab).__name__}.")
+        return vocab, {}
     if tokenizer_file and os.path.isfile(tokenizer_file):
-        with open(tokenizer_file, encoding="utf-8") as handle:
-            serialized = json.load(handle)
-        added = {token.pop("id"): AddedToken(**token) for token in serialized.get("added_tokens", [])}
-        return serialized["model"]["vocab"], added
+        serialized = _read_json(tokenizer_file)
+        try:
+            vocab = serialized["model"]["vocab"]
+            added = {token.pop("id"): AddedToken(**token) for token in serialized.get("added_tokens", [])}
+        except (KeyError, TypeError) as error:
+            raise ValueError(
+                f"{tokenizer_file} is not a tokenizer.json saved by AwdLstmTokenizer (no word-level `model.vocab`)."
+            ) from error
+        return vocab, added
+    if folder or vocab_file or tokenizer_file:
+        missing = vocab_file or tokenizer_file or os.path.join(str(folder), VOCAB_FILES_NAMES["vocab_file"])
+        raise ValueError(
+            f"AwdLstmTokenizer found no vocabulary: {missing} does not exist (a saved AwdLstmTokenizer folder has a "
+            f"{VOCAB_FILES_NAMES['vocab_file']}, or a {LEGACY_TOKENIZER_FILE} from earlier versions). Copy the file "
+            "from where the tokenizer was saved, or save the tokenizer again."
+        )
     raise ValueError(
         "AwdLstmTokenizer needs a vocabulary: pass `vocab=`, load a saved one with `from_pretrained`, or build one "
         "from texts with `AwdLstmTokenizer.train(texts)`."
@@ -90,6 +122,13 @@ def _ranked_vocab(counts: Counter, max_vocab: int, min_freq: int) -> list[str]:
     if min_freq < 1:
         raise ValueError(f"`min_freq` must be at least 1, got {min_freq}.")
     special = set(SPECIAL_TOKENS)
+    # a lone surrogate ("\ud800", e.g. half of a mis-decoded emoji) has no UTF-8 form, so the vocabulary file and the
+    # `tokenizers` backend cannot hold a word with one: such words stay out of the vocabulary and encode as `xxunk`
+    unstorable = {word for word in counts if _SURROGATE.search(word)}
+    if unstorable:
+        examples = sorted(unstorable)[:3]
+        logger.warning(f"Left {len(unstorable)} words with lone surrogates out of the vocabulary, e.g. {examples}.")
+    special |= unstorable
     ranked = sorted(
         (item for item in counts.items() if item[1] >= min_freq and item[0] not in special),
         key=lambda item: (-item[1], item[0]),
@@ -163,7 +202,7 @@ class AwdLstmTokenizer(TokenizersBackend):
         **kwargs,
     ):
         if vocab is None:
-            vocab, added_tokens = _read_vocab(vocab_file, tokenizer_file)
+            vocab, added_tokens = _read_vocab(vocab_file, tokenizer_file, kwargs.get("name_or_path"))
             # `from_pretrained` passes the added tokens it read from tokenizer_config.json (or the legacy file)
             if not kwargs.get("added_tokens_decoder"):
                 kwargs["added_tokens_decoder"] = added_tokens

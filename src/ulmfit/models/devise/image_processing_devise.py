@@ -5,8 +5,15 @@ import os
 
 import numpy as np
 import PIL.Image
+import torch
 from transformers.image_processing_backends import PilBackend
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
+from transformers.image_utils import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    ChannelDimension,
+    PILImageResampling,
+    make_flat_list_of_images,
+)
 from transformers.utils import logging
 
 
@@ -47,7 +54,10 @@ class DeviseImageProcessor(PilBackend):
     `image_std = 128/255`, which `convert_efficientnet_lite.py` writes next to the converted weights.
 
     Images may be PIL images, numpy arrays, tensors, file paths or the raw bytes of a file (as stored in a `datasets`
-    image column or a parquet file). A file PIL cannot decode raises a `ValueError` that says which input it was.
+    image column or a parquet file). A file PIL cannot decode raises a `ValueError` that says which input it was. A
+    2-D `(height, width)` array or tensor is a greyscale image and is replicated to 3 channels, as a greyscale PIL
+    image is. An empty list of images, an array of another rank, an image with no pixel or a float image holding NaN
+    or infinite values raise a `ValueError` that names the image and its shape.
 
     Args:
         size (`dict[str, int]`, *optional*, defaults to `{"shortest_edge": 224}`):
@@ -78,6 +88,41 @@ class DeviseImageProcessor(PilBackend):
     do_normalize = True
     do_convert_rgb = True
 
+    def _prepare_images_structure(self, images, expected_ndims: int = 3) -> list:
+        """
+        `fetch_images`, then a flat list of single images, as transformers makes it, but with 2-D `(height, width)`
+        greyscale arrays taken as images too (transformers only takes them inside `process_image`), and clear errors
+        for what cannot be an image.
+        """
+        images = self.fetch_images(images)
+        single = (PIL.Image.Image, np.ndarray, torch.Tensor)
+        if isinstance(images, single):
+            _check_array_rank(images, "the image", allowed=(2, 3, 4))
+            flat = (
+                [images]
+                if getattr(images, "ndim", 3) == 2
+                else make_flat_list_of_images(images, expected_ndims=expected_ndims)
+            )
+        elif isinstance(images, (list, tuple)) and all(isinstance(image, single) for image in images):
+            for index, image in enumerate(images):
+                _check_array_rank(image, f"image {index}", allowed=(2, 3, 4))
+            ranks = {getattr(image, "ndim", 3) for image in images}  # a PIL image counts as one image
+            flat = list(images) if ranks <= {2, 3} else make_flat_list_of_images(images, expected_ndims=expected_ndims)
+        else:
+            flat = make_flat_list_of_images(images, expected_ndims=expected_ndims)  # nested lists
+        if not flat:
+            raise ValueError("`images` is empty: give at least one image.")
+        for index, image in enumerate(flat):
+            _check_pixels(image, f"image {index}")
+        return flat
+
+    def process_image(self, image, *args, input_data_format=None, **kwargs) -> np.ndarray:
+        """`PilBackend.process_image`, with a 2-D greyscale image replicated to 3 channels first."""
+        if getattr(image, "ndim", None) == 2:
+            image = image.numpy() if isinstance(image, torch.Tensor) else image
+            image, input_data_format = np.repeat(image[None], 3, axis=0), ChannelDimension.FIRST  # (3, height, width)
+        return super().process_image(image, *args, input_data_format=input_data_format, **kwargs)
+
     def fetch_images(self, images):
         """Open paths and raw bytes (with a clear error for a corrupt one); leave other images as they are."""
         if isinstance(images, (list, tuple)):
@@ -97,6 +142,33 @@ class DeviseImageProcessor(PilBackend):
         if isinstance(image, np.ndarray) and image.dtype == object:
             raise TypeError(f"Cannot read {where}: an object array is not an image.")
         return image
+
+
+def _check_array_rank(image, where: str, allowed: tuple[int, ...]):
+    """A clear error, naming the image and its shape, for an array that is no image (nor a batch of them)."""
+    if not isinstance(image, PIL.Image.Image) and image.ndim not in allowed:
+        raise ValueError(
+            f"Cannot read {where}: an array of shape {tuple(image.shape)} is not an image; expected (height, width), "
+            "(height, width, channels) or (channels, height, width)."
+        )
+
+
+def _check_pixels(image, where: str):
+    """A clear error for an image with no pixel, or a float array holding NaN or infinite values."""
+    empty = (
+        0 in image.size
+        if isinstance(image, PIL.Image.Image)
+        else image.numel() == 0
+        if isinstance(image, torch.Tensor)
+        else image.size == 0
+    )
+    if empty:
+        shape = image.size if isinstance(image, PIL.Image.Image) else tuple(image.shape)
+        raise ValueError(f"Cannot read {where}: it has no pixel (shape {shape}).")
+    if isinstance(image, torch.Tensor) and image.is_floating_point() and not bool(torch.isfinite(image).all()):
+        raise ValueError(f"Cannot read {where}: it holds NaN or infinite values.")
+    if isinstance(image, np.ndarray) and np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        raise ValueError(f"Cannot read {where}: it holds NaN or infinite values.")
 
 
 __all__ = ["DeviseImageProcessor", "open_image"]

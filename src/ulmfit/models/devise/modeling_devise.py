@@ -28,7 +28,7 @@ from transformers.utils import ModelOutput, logging
 
 from .configuration_devise import DeviseConfig
 from .configuration_efficientnet_lite import EfficientNetLiteConfig
-from .modeling_efficientnet_lite import EfficientNetLiteModel
+from .modeling_efficientnet_lite import EfficientNetLiteModel, _check_pixel_values
 
 
 logger = logging.get_logger(__name__)
@@ -66,7 +66,21 @@ def hinge_rank_loss(
     return violations.masked_fill(is_positive, 0.0).sum(dim=1).mean()
 
 
-# Copied from ulmfit.models.awd_lstm.modeling_awd_lstm._init_batch_norm
+# Copied from ulmfit.models.awd_lstm.layers_awd_lstm._check_floats
+def _check_floats(tensor: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
+    """
+    A float input cast to the model's `dtype` (as transformers' vision models cast `pixel_values`), with a clear error
+    for an integer or boolean tensor and for NaN or infinite values (one device sync).
+    """
+    if not tensor.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {tensor.dtype}.")
+    tensor = tensor.to(dtype)
+    if tensor.numel() and not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"`{name}` holds NaN or infinite values (in {dtype}).")
+    return tensor
+
+
+# Copied from ulmfit.models.awd_lstm.layers_awd_lstm._init_batch_norm
 def _init_batch_norm(module: nn.Module):
     """
     A BatchNorm layer at identity. Its running statistics are buffers, which transformers 5 does not initialise on its
@@ -380,6 +394,9 @@ class DeviseModel(DevisePreTrainedModel):
         The concat-pooled backbone features `(batch_size, 2 * backbone_hidden_size)` (and the backbone's hidden states
         if asked): what the notebook's `precompute=True` caches, and what `image_features=` takes.
         """
+        if not isinstance(self.backbone, EfficientNetLiteModel):  # which checks its own input
+            num_channels = getattr(self.config.backbone_config, "num_channels", None)
+            pixel_values = _check_pixel_values(pixel_values, num_channels, self.backbone.dtype)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_backbone):
             outputs = self.backbone(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
         pooled = self.pooling(outputs.last_hidden_state)
@@ -399,6 +416,7 @@ class DeviseModel(DevisePreTrainedModel):
                 f"`image_features` must be concat-pooled backbone features of shape (batch_size, {expected}); got "
                 f"{tuple(image_features.shape)}."
             )
+        image_features = _check_floats(image_features, "image_features", self.head.dense.weight.dtype)
         return F.normalize(self.head(image_features), dim=-1)
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -412,19 +430,38 @@ class DeviseModel(DevisePreTrainedModel):
                 "This DeViSE model has no word vectors (vocab_size=0); load them with `set_word_vectors` (see "
                 "`load_devise_word_vectors`) to embed text."
             )
-        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32):
+            found = f"dtype {input_ids.dtype}" if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+            raise TypeError(f"`input_ids` must be an integer tensor of word ids, got {found}.")
+        if input_ids.dim() != 2 or input_ids.size(1) == 0:
             raise ValueError(
-                f"`input_ids` holds ids in [{int(input_ids.min())}, {int(input_ids.max())}] but the word table has "
-                f"{self.config.vocab_size} rows: was this text encoded with another model's tokenizer?"
+                f"`input_ids` must have shape (text_batch_size, words) with at least one word, got "
+                f"{tuple(input_ids.shape)}."
             )
+        if attention_mask is not None and attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"`attention_mask` has shape {tuple(attention_mask.shape)}, `input_ids` {tuple(input_ids.shape)}."
+            )
+        if input_ids.numel():
+            low, high = torch.stack([input_ids.min(), input_ids.max()]).tolist()  # one sync for both ends
+            if low < 0 or high >= self.config.vocab_size:
+                raise ValueError(
+                    f"`input_ids` holds ids in [{low}, {high}] but the word table has {self.config.vocab_size} rows: "
+                    "was this text encoded with another model's tokenizer?"
+                )
         word_vectors = F.normalize(self.word_embeddings(input_ids), dim=-1)  # (batch, words, dim)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         mask = attention_mask.to(word_vectors.dtype)[..., None]  # (batch, words, 1)
         counts = mask.sum(dim=1)  # (batch, 1)
-        if (counts == 0).any():
+        # one sync for both checks: mask values other than 0 and 1, and texts with no word
+        binary = ((attention_mask == 0) | (attention_mask == 1)).all()
+        binary, has_empty = torch.stack([binary, (counts == 0).any()]).tolist()
+        if not binary:
+            raise ValueError("`attention_mask` must hold 0 (padding) and 1 (word) only.")
+        if has_empty:
             empty = (counts[:, 0] == 0).nonzero()[:, 0].tolist()
-            raise ValueError(f"Texts {empty} of the batch have no words to embed.")
+            raise ValueError(f"Texts {empty} of the batch have no words to embed (`attention_mask` rows of zeros).")
         return F.normalize((word_vectors * mask).sum(dim=1) / counts, dim=-1)
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -459,6 +496,12 @@ class DeviseModel(DevisePreTrainedModel):
             label_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`, *optional*):
                 Target word vectors, instead of `labels`. The hinge rank loss then ranks against the other distinct
                 targets of the batch.
+
+        Inputs the model cannot take raise a `ValueError` or `TypeError` naming the argument: the wrong rank, size or
+        dtype (integer pixels or features, float ids or labels), no pixel or no word, ids or class ids out of range,
+        mask values other than 0 and 1, NaN or infinite floats, labels for an empty batch (whose mean loss would be
+        NaN). Float inputs of another floating dtype (float64 from numpy) are cast to the model's, as transformers'
+        vision models cast `pixel_values`. An empty batch of images or texts gives empty outputs, as torch's layers do.
             output_hidden_states (`bool`, *optional*):
                 Also return the backbone's hidden states.
             return_dict (`bool`, *optional*):
@@ -512,20 +555,34 @@ class DeviseModel(DevisePreTrainedModel):
         """The configured loss, with targets as class ids into the label table or as vectors."""
         if labels is not None and label_embeds is not None:
             raise ValueError("Give the targets as `labels` (class ids) or as `label_embeds` (vectors), not both.")
+        batch_size = image_embeds.size(0)
+        if batch_size == 0:
+            name = "labels" if labels is not None else "label_embeds"
+            raise ValueError(f"`{name}` were given for an empty batch: a loss needs at least one image.")
         if label_embeds is not None:
             if label_embeds.shape != image_embeds.shape:
                 raise ValueError(
                     f"`label_embeds` must have shape {tuple(image_embeds.shape)} (one word vector per image); got "
                     f"{tuple(label_embeds.shape)}."
                 )
+            label_embeds = _check_floats(label_embeds, "label_embeds", image_embeds.dtype)
             # the distinct targets of the batch are the candidates of the hinge rank loss
             candidates, positive_index = torch.unique(label_embeds, dim=0, return_inverse=True)
         else:
-            num_labels = self.label_embeddings.shape[0]
-            if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
+            if not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32):
+                found = f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+                raise TypeError(f"`labels` must be class ids (an integer tensor), got {found}.")
+            if labels.numel() != batch_size or labels.dim() > 2:
                 raise ValueError(
-                    f"`labels` holds class ids in [{int(labels.min())}, {int(labels.max())}] but the label table has "
-                    f"{num_labels} rows; set it with `set_label_embeddings`."
+                    f"`labels` must be one class id per image, shape ({batch_size},); got {tuple(labels.shape)}."
+                )
+            labels = labels.reshape(-1).long()
+            num_labels = self.label_embeddings.shape[0]
+            low, high = torch.stack([labels.min(), labels.max()]).tolist()  # one sync for both ends
+            if low < 0 or high >= num_labels:
+                raise ValueError(
+                    f"`labels` holds class ids in [{low}, {high}] but the label table has {num_labels} rows; set it "
+                    "with `set_label_embeddings`."
                 )
             candidates, positive_index = self.label_embeddings, labels
             if (candidates[labels].norm(dim=-1) == 0).any():

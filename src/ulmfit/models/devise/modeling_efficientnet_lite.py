@@ -53,6 +53,33 @@ def drop_path(hidden_states: torch.Tensor, probability: float, training: bool) -
     return hidden_states * mask / keep
 
 
+def _check_pixel_values(pixel_values: torch.Tensor, num_channels: int | None, dtype: torch.dtype) -> torch.Tensor:
+    """
+    `pixel_values` cast to the model's `dtype`, as transformers' vision models cast them (float64 from numpy is fine),
+    with a clear error naming them instead of one deep inside a convolution, or a silent NaN: not `(batch_size,
+    num_channels, height, width)`, no pixel, integer pixels (not run through the image processor), NaN or infinite
+    values (one device sync). An empty batch passes and gives empty outputs, as torch's layers do.
+    """
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(f"`pixel_values` must be a tensor, got {type(pixel_values).__name__}.")
+    channels = "num_channels" if num_channels is None else num_channels
+    if pixel_values.dim() != 4 or (num_channels is not None and pixel_values.size(1) != num_channels):
+        raise ValueError(
+            f"`pixel_values` must have shape (batch_size, {channels}, height, width), got {tuple(pixel_values.shape)}."
+        )
+    if 0 in pixel_values.shape[2:]:
+        raise ValueError(f"`pixel_values` has shape {tuple(pixel_values.shape)}: an image needs at least one pixel.")
+    if not pixel_values.is_floating_point():
+        raise TypeError(
+            f"`pixel_values` must be floating-point (normalised images, as the image processor returns them), got "
+            f"dtype {pixel_values.dtype}."
+        )
+    pixel_values = pixel_values.to(dtype)
+    if pixel_values.numel() and not bool(torch.isfinite(pixel_values).all()):
+        raise ValueError(f"`pixel_values` holds NaN or infinite values (in {dtype}).")
+    return pixel_values
+
+
 @contextmanager
 def batch_norm_statistics_kept(module: nn.Module):
     """
@@ -72,7 +99,7 @@ def batch_norm_statistics_kept(module: nn.Module):
             norm.num_batches_tracked.copy_(num_batches_tracked)
 
 
-# Copied from ulmfit.models.awd_lstm.modeling_awd_lstm._init_batch_norm
+# Copied from ulmfit.models.awd_lstm.layers_awd_lstm._init_batch_norm
 def _init_batch_norm(module: nn.Module):
     """
     A BatchNorm layer at identity. Its running statistics are buffers, which transformers 5 does not initialise on its
@@ -266,7 +293,10 @@ class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):
         """
         Args:
             pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
-                Images, normalised as the checkpoint expects (`(x - 127) / 128` for Google's Lite weights).
+                Images, normalised as the checkpoint expects (`(x - 127) / 128` for Google's Lite weights). Another
+                floating dtype (float64 from numpy) is cast to the model's, as transformers' vision models do; the
+                wrong rank or channel count, no pixel, integer pixels or NaN / infinite values raise a `ValueError` or
+                `TypeError` naming `pixel_values`. An empty batch gives empty outputs.
             output_hidden_states (`bool`, *optional*):
                 Also return the stem output and the output of every block.
             return_dict (`bool`, *optional*):
@@ -278,6 +308,8 @@ class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        weight = self.embeddings.convolution.weight
+        pixel_values = _check_pixel_values(pixel_values, self.config.num_channels, weight.dtype)
         hidden_states = self.embeddings(pixel_values)
         last_hidden_state, all_hidden_states = self.encoder(hidden_states, output_hidden_states=output_hidden_states)
         pooled_output = last_hidden_state.mean(dim=(2, 3))  # (batch, hidden_dim, h, w) -> (batch, hidden_dim)
@@ -310,16 +342,35 @@ class EfficientNetLiteForImageClassification(EfficientNetLitePreTrainedModel):
         Args:
             pixel_values: as in [`EfficientNetLiteModel`].
             labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-                Class ids in `[0, num_labels)`; the loss is their cross-entropy.
+                Class ids in `[0, num_labels)`; the loss is their cross-entropy. Another dtype, batch size or range,
+                or labels for an empty batch, raise a `ValueError` or `TypeError` naming `labels`.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.efficientnet_lite(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
         logits = self.classifier(self.dropout(outputs.pooler_output))
-        loss = None if labels is None else F.cross_entropy(logits, labels)
+        loss = None if labels is None else F.cross_entropy(logits, self._check_labels(labels, logits.size(0)))
         if not return_dict:
             output = tuple(v for v in (logits, outputs.hidden_states) if v is not None)
             return output if loss is None else (loss, *output)
         return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+    def _check_labels(self, labels: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Class ids `(batch_size,)` in `[0, num_labels)`, with a clear error otherwise (one device sync)."""
+        if not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32):
+            found = f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+            raise TypeError(f"`labels` must be class ids (an integer tensor), got {found}.")
+        if batch_size == 0:
+            raise ValueError("`labels` were given for an empty batch: a loss needs at least one image.")
+        if tuple(labels.shape) != (batch_size,):
+            raise ValueError(
+                f"`labels` must have shape ({batch_size},), one class id per image, got {tuple(labels.shape)}."
+            )
+        low, high = torch.stack([labels.min(), labels.max()]).tolist()  # one sync for both ends
+        if low < 0 or high >= self.config.num_labels:
+            raise ValueError(
+                f"`labels` must be class ids in [0, {self.config.num_labels - 1}], got values in [{low}, {high}]."
+            )
+        return labels.long()
 
 
 __all__ = [

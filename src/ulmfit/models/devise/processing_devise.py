@@ -36,12 +36,15 @@ class DeviseProcessor(ProcessorMixin):
     def __call__(self, images=None, text=None, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
         """
         Prepare images (`pixel_values`) and/or texts (`input_ids`, `attention_mask`, padded) for [`DeviseModel`].
-        A word with no vector raises a `ValueError` that names it.
+        A word with no vector raises a `ValueError` that names it; so does an empty list of images or of texts
+        (rather than an empty tensor, which no model call can use).
         """
         if images is None and text is None:
             raise ValueError("Give `images`, `text` or both.")
         data = {}
         if images is not None:
+            if isinstance(images, (list, tuple)) and not images:
+                raise ValueError("`images` is an empty list: give at least one image.")
             data.update(self.image_processor(images, return_tensors=return_tensors, **kwargs))
         if text is not None:
             if isinstance(text, (list, tuple)) and not text:

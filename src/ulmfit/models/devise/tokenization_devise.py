@@ -28,6 +28,29 @@ _COMPOUND_PARTS = re.compile(r"'s\b|[^\W_]+")
 _LEADING_ARTICLE = re.compile(r"^\s*(an?|the)\s+(?=\S)", re.IGNORECASE)
 
 
+def _read_words(vocab_file: str | None, folder: str | None) -> list[str]:
+    """The words of a `vocab.txt`, one per line; a missing or unreadable file is an error that names it."""
+    if vocab_file is None and not folder:
+        raise ValueError(
+            "DeviseTokenizer needs its words: pass `words=` or a `vocab_file`, build one from word vectors "
+            "with `load_devise_word_vectors`, or load a saved one with `from_pretrained`."
+        )
+    path = vocab_file or os.path.join(str(folder), VOCAB_FILES_NAMES["vocab_file"])
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"DeviseTokenizer found no words: {path} does not exist (a saved DeviseTokenizer folder has a "
+            "vocab.txt, one word per line). Copy it from where the tokenizer was saved, or save the tokenizer again."
+        )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start}): it is not a saved vocabulary.") from error
+    # one word per line, each ended by "\n" (a last line without it, as an editor may leave it, is a word too)
+    words = text.split("\n")
+    return words[:-1] if words[-1] == "" else words
+
+
 class DeviseTokenizer(PreTrainedTokenizer):
     r"""
     The vocabulary of a DeViSE model's word vectors: id 0 is padding, id i the word whose vector is row i of
@@ -70,13 +93,7 @@ class DeviseTokenizer(PreTrainedTokenizer):
         **kwargs,
     ):
         if words is None:
-            if vocab_file is None or not os.path.isfile(vocab_file):
-                raise ValueError(
-                    "DeviseTokenizer needs its words: pass `words=` or a `vocab_file`, build one from word vectors "
-                    "with `load_devise_word_vectors`, or load a saved one with `from_pretrained`."
-                )
-            with open(vocab_file, encoding="utf-8") as handle:
-                words = handle.read().split("\n")[:-1]
+            words = _read_words(vocab_file, kwargs.get("name_or_path"))
         pad_token = str(pad_token)  # `from_pretrained` passes an `AddedToken`
         words = list(words) if words[:1] == [pad_token] else [pad_token, *words]
         self.vocab = {}
@@ -116,9 +133,18 @@ class DeviseTokenizer(PreTrainedTokenizer):
         return ids
 
     def __call__(self, text=None, *args, **kwargs):
-        """`PreTrainedTokenizer.__call__`, with a clear error for an empty list (e.g. empty `candidate_labels`)."""
+        """
+        `PreTrainedTokenizer.__call__`, with clear errors for an empty list (e.g. empty `candidate_labels`) and for an
+        item that is not a text (named by its index).
+        """
         if isinstance(text, (list, tuple)) and not text:
             raise ValueError("No texts to encode: the list of labels (`candidate_labels`?) is empty.")
+        if isinstance(text, (list, tuple)):
+            for index, item in enumerate(text):
+                if not isinstance(item, str):
+                    raise TypeError(
+                        f"DeviseTokenizer expects texts as `str`, got {type(item).__name__} (item {index})."
+                    )
         return super().__call__(text, *args, **kwargs)
 
     def _tokenize(self, text: str, **kwargs) -> list[str]:

@@ -59,15 +59,23 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
 
 
 def _check_ids(ids: torch.Tensor, vocab_size: int, name: str):
-    """A clear error for ids an embedding cannot look up, instead of an index error deep inside torch."""
-    if ids.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"`{name}` must be an integer tensor, got dtype {ids.dtype}.")
+    """
+    A clear error for ids an embedding cannot look up, instead of an error deep inside torch: not an integer tensor,
+    not `(batch_size, sequence_length)`, no sentence or no token (the encoder packs its sources, and
+    `pack_padded_sequence` cannot pack nothing), or outside the vocabulary (one device sync).
+    """
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
+        found = f"dtype {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise TypeError(f"`{name}` must be an integer tensor, got {found}.")
     if ids.dim() != 2:
         raise ValueError(f"`{name}` must have shape (batch_size, sequence_length), got {tuple(ids.shape)}.")
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+    if 0 in ids.shape:
+        raise ValueError(f"`{name}` has shape {tuple(ids.shape)}: it needs at least one sentence and one token.")
+    low, high = torch.stack([ids.min(), ids.max()]).tolist()  # one sync for both ends
+    if low < 0 or high >= vocab_size:
         raise ValueError(
-            f"`{name}` holds ids in [{int(ids.min())}, {int(ids.max())}] but its vocabulary has {vocab_size} tokens: "
-            "was it encoded with another model's tokenizer?"
+            f"`{name}` holds ids in [{low}, {high}] but its vocabulary has {vocab_size} tokens: was it encoded with "
+            "another model's tokenizer?"
         )
 
 
@@ -257,6 +265,8 @@ def _right_padded_lengths(attention_mask: torch.Tensor, shape: torch.Size) -> to
     if attention_mask.shape != shape:
         raise ValueError(f"`attention_mask` has shape {tuple(attention_mask.shape)}, `input_ids` {tuple(shape)}.")
     mask = attention_mask.bool()
+    if attention_mask.dtype != torch.bool and bool((mask != attention_mask).any()):
+        raise ValueError("`attention_mask` must hold 0 (padding) and 1 (real token) only.")
     lengths = mask.sum(dim=1)  # (batch,)
     if not bool((lengths > 0).all()):
         raise ValueError("Every source sentence needs at least one token (`attention_mask` has an all-zero row).")
@@ -420,6 +430,24 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
                 f"models such as {self.__class__.__name__}: a recurrent state cannot be rolled back to a shorter text."
             )
         return super()._validate_generation_mode(generation_mode, *args, **kwargs)
+
+    # Copied from ulmfit.models.awd_lstm.modeling_awd_lstm.AwdLstmPreTrainedModel._prepare_model_inputs
+    def _prepare_model_inputs(self, *args, **kwargs):
+        """
+        `GenerationMixin._prepare_model_inputs`, with a clear error for prompts `generate()` cannot take: not
+        `(batch_size, sequence_length)`, no row (transformers' generation loop cannot run on an empty batch) or no
+        token (a recurrent state needs something to read).
+        """
+        inputs_tensor, input_name, model_kwargs = super()._prepare_model_inputs(*args, **kwargs)
+        rank = 3 if input_name == "inputs_embeds" else 2
+        if not isinstance(inputs_tensor, torch.Tensor) or inputs_tensor.dim() != rank or 0 in inputs_tensor.shape[:2]:
+            shape = tuple(inputs_tensor.shape) if isinstance(inputs_tensor, torch.Tensor) else type(inputs_tensor)
+            expected = "(batch_size, sequence_length" + (", hidden_size)" if rank == 3 else ")")
+            raise ValueError(
+                f"generate() needs `{input_name}` of shape {expected} with at least one row and one token, got "
+                f"{shape}."
+            )
+        return inputs_tensor, input_name, model_kwargs
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -606,8 +634,10 @@ class GruSeq2SeqModel(GruSeq2SeqPreTrainedModel):
             encoder_outputs = self.encoder(
                 input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states
             )
-        elif not isinstance(encoder_outputs, GruSeq2SeqEncoderOutput):
-            encoder_outputs = GruSeq2SeqEncoderOutput(*encoder_outputs)
+        else:
+            if not isinstance(encoder_outputs, GruSeq2SeqEncoderOutput):
+                encoder_outputs = GruSeq2SeqEncoderOutput(*encoder_outputs)
+            self._check_encoder_outputs(encoder_outputs, attention_mask)
         encoder_hidden_states = encoder_outputs.last_hidden_state
         if decoder_input_ids.size(0) != encoder_hidden_states.size(0):
             raise ValueError(
@@ -618,6 +648,8 @@ class GruSeq2SeqModel(GruSeq2SeqPreTrainedModel):
         # 2. Decoder, from the given state or the encoder's
         if state is None:
             state = self.decoder.initial_state(encoder_outputs)
+        else:
+            self._check_state(state, encoder_hidden_states.shape[:2])
         outputs, new_state, attention_weights, inputs_embeds = self.decoder(
             decoder_input_ids, encoder_hidden_states, attention_mask, state, next_input_fn=next_input_fn
         )
@@ -632,6 +664,49 @@ class GruSeq2SeqModel(GruSeq2SeqPreTrainedModel):
             encoder_hidden_states=encoder_outputs.hidden_states,
         )
         return output if return_dict else output.to_tuple()
+
+    def _check_encoder_outputs(self, encoder_outputs: GruSeq2SeqEncoderOutput, attention_mask: torch.Tensor | None):
+        """Shape and dtype checks (free, no device sync) of `encoder_outputs` given back, and of its source mask."""
+        outputs, final = encoder_outputs.last_hidden_state, encoder_outputs.final_hidden_state
+        size, layers = 2 * self.config.hidden_size, self.config.num_hidden_layers
+        if not isinstance(outputs, torch.Tensor) or outputs.dim() != 3 or outputs.size(-1) != size:
+            found = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
+            raise ValueError(
+                f"`encoder_outputs.last_hidden_state` must have shape (batch_size, source_length, {size}), got "
+                f"{found}."
+            )
+        batch_size, source_length = outputs.shape[:2]
+        if not isinstance(final, torch.Tensor) or tuple(final.shape) != (batch_size, layers, size):
+            found = tuple(final.shape) if isinstance(final, torch.Tensor) else type(final).__name__
+            raise ValueError(
+                f"`encoder_outputs.final_hidden_state` must have shape ({batch_size}, {layers}, {size}), got {found}."
+            )
+        if not (outputs.is_floating_point() and final.is_floating_point()):
+            raise TypeError(f"`encoder_outputs` must be floating-point, got {outputs.dtype} and {final.dtype}.")
+        if attention_mask is not None and tuple(attention_mask.shape) != (batch_size, source_length):
+            raise ValueError(
+                f"`attention_mask` has shape {tuple(attention_mask.shape)} but `encoder_outputs` encode "
+                f"{(batch_size, source_length)} source positions."
+            )
+
+    def _check_state(self, state: GruSeq2SeqState, source_shape: tuple[int, int]):
+        """
+        Shape and dtype checks (free, no device sync) of a `state` given back. Its values are not checked: it is
+        normally the model's own output, carried between calls (a check would cost a sync per generated token).
+        """
+        batch_size, source_length = source_shape
+        size = self.config.embedding_size
+        expected = {
+            "hidden_state": (self.config.num_hidden_layers, batch_size, size),
+            "attention_keys": (batch_size, source_length, size),
+        }
+        for name, shape in expected.items():
+            tensor = getattr(state, name, None)
+            if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
+                found = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+                raise ValueError(f"`state.{name}` must have shape {shape}, got {found}.")
+            if not tensor.is_floating_point():
+                raise TypeError(f"`state.{name}` must be floating-point, got dtype {tensor.dtype}.")
 
 
 class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMixin):
@@ -726,6 +801,11 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             raise ValueError(f"`teacher_forcing_ratio` is a probability in [0, 1], got {teacher_forcing_ratio!r}.")
         if labels is not None:
             _check_labels(labels, self.config.decoder_vocab_size)
+            sources = input_ids if encoder_outputs is None else encoder_outputs[0]
+            if isinstance(sources, torch.Tensor) and sources.dim() >= 2 and labels.size(0) != sources.size(0):
+                raise ValueError(
+                    f"`labels` has {labels.size(0)} rows but there are {sources.size(0)} source sentences."
+                )
             if decoder_input_ids is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
 
@@ -793,9 +873,17 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
 
 
 def _check_labels(labels: torch.Tensor, vocab_size: int):
-    """Labels are target ids or -100; anything else is a tokenizer mix-up."""
-    real = labels[labels != -100]
-    if real.numel() and (real.min() < 0 or real.max() >= vocab_size):
+    """Labels are `(batch_size, target_length)` target ids or -100; anything else is a tokenizer mix-up (one sync)."""
+    if not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32):
+        found = f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise TypeError(f"`labels` must be an integer tensor of target ids, got {found}.")
+    if labels.dim() != 2 or 0 in labels.shape:
+        raise ValueError(
+            f"`labels` must have shape (batch_size, target_length) with at least one sentence and one token, got "
+            f"{tuple(labels.shape)}."
+        )
+    if bool((((labels < 0) & (labels != -100)) | (labels >= vocab_size)).any()):
+        real = labels[labels != -100]
         raise ValueError(
             f"`labels` holds ids in [{int(real.min())}, {int(real.max())}] but the target vocabulary has {vocab_size} "
             "tokens (only -100 may lie outside it)."

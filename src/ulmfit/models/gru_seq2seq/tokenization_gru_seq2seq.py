@@ -9,6 +9,7 @@ and `decode` reads target ids. Encoding is plain Python, one dict lookup per wor
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sized
 
@@ -21,6 +22,8 @@ from .text_processing_gru_seq2seq import SPECIAL_TOKENS, detokenize, tokenize
 
 logger = logging.get_logger(__name__)
 
+# Lone UTF-16 surrogates: valid in a Python `str`, impossible in UTF-8 (files, the `tokenizers` backend)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 VOCAB_FILES_NAMES = {"source_vocab_file": "source_vocab.json", "target_vocab_file": "target_vocab.json"}
 
 
@@ -31,16 +34,38 @@ def _check_text(text, where: str) -> str:
     return text
 
 
-def _load_vocab(vocab, side: str) -> dict[str, int]:
+def _load_vocab(vocab, side: str, folder: str | None = None) -> dict[str, int]:
     """A vocabulary from a token list, a token -> id dict or a JSON file of either; fastai's specials come first."""
+    file_name = VOCAB_FILES_NAMES[f"{side}_vocab_file"]
+    if vocab is None and folder:  # `from_pretrained` passes no file for one it did not find
+        raise ValueError(
+            f"GruSeq2SeqTokenizer found no {side} vocabulary: {os.path.join(str(folder), file_name)} does not exist. "
+            "A saved tokenizer folder has both source_vocab.json and target_vocab.json; copy the missing one from "
+            "where the tokenizer was saved, or save the tokenizer again."
+        )
     if vocab is None:
         raise ValueError(
             f"GruSeq2SeqTokenizer needs a {side} vocabulary: pass `source_vocab=`/`target_vocab=`, load a saved "
             "tokenizer with `from_pretrained`, or build one from sentence pairs with `GruSeq2SeqTokenizer.train`."
         )
     if isinstance(vocab, (str, os.PathLike)):
-        with open(vocab, encoding="utf-8") as handle:
-            vocab = json.load(handle)
+        path = vocab
+        try:
+            with open(path, encoding="utf-8") as handle:
+                vocab = json.load(handle)
+        except FileNotFoundError as error:
+            raise ValueError(f"GruSeq2SeqTokenizer found no {side} vocabulary: {path} does not exist.") from error
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path} is not valid JSON ({error.msg}: line {error.lineno}, column {error.colno}); it may have "
+                "been truncated. Save the tokenizer again, or copy the file again from where it was saved."
+            ) from error
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{path} is not UTF-8 text (byte {error.start}): it is not a saved vocabulary."
+            ) from error
+        if not isinstance(vocab, (Mapping, list)):
+            raise ValueError(f"{path} must hold a JSON object token -> id or a list of tokens.")
     if isinstance(vocab, Mapping):
         ordered = sorted(vocab, key=vocab.__getitem__)
         if [vocab[token] for token in ordered] != list(range(len(ordered))):
@@ -66,6 +91,13 @@ def make_vocab(counts: Counter, max_vocab: int, min_freq: int) -> list[str]:
     if min_freq < 1:
         raise ValueError(f"`min_freq` must be at least 1, got {min_freq}.")
     special = set(SPECIAL_TOKENS)
+    # a lone surrogate ("\ud800", e.g. half of a mis-decoded emoji) has no UTF-8 form, so the vocabulary file and the
+    # `tokenizers` backend cannot hold a word with one: such words stay out of the vocabulary and encode as `xxunk`
+    unstorable = {word for word in counts if _SURROGATE.search(word)}
+    if unstorable:
+        examples = sorted(unstorable)[:3]
+        logger.warning(f"Left {len(unstorable)} words with lone surrogates out of the vocabulary, e.g. {examples}.")
+    special |= unstorable
     ranked = sorted(
         (item for item in counts.items() if item[1] >= min_freq and item[0] not in special),
         key=lambda item: (-item[1], item[0]),
@@ -122,8 +154,13 @@ class GruSeq2SeqTokenizer(PythonBackend):
         eos_token: str = "xxeos",
         **kwargs,
     ):
-        self.source_vocab = _load_vocab(source_vocab if source_vocab is not None else source_vocab_file, "source")
-        self.target_vocab = _load_vocab(target_vocab if target_vocab is not None else target_vocab_file, "target")
+        folder = kwargs.get("name_or_path")
+        self.source_vocab = _load_vocab(
+            source_vocab if source_vocab is not None else source_vocab_file, "source", folder
+        )
+        self.target_vocab = _load_vocab(
+            target_vocab if target_vocab is not None else target_vocab_file, "target", folder
+        )
         self.source_tokens = list(self.source_vocab)
         self.target_tokens = list(self.target_vocab)
         self.source_lang = source_lang
