@@ -23,19 +23,24 @@ model or classifier.
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 
 from huggingface_hub import ModelCard
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from ulmfit.model_card import ModelCardInfo, push_folder_then_card, render_model_card
 from ulmfit.model_card.awd_lstm import awd_lstm_card
 from ulmfit.models.awd_lstm.convert_fastai_checkpoint import (
     FASTAI_TASKS,
     TASKS,
+    FastaiCheckpointError,
     FastaiConversion,
     convert_fastai_checkpoint,
 )
+from ulmfit.training import script_steps
+from ulmfit.training.safe_writes import SMALL_FILES_BYTES, WEIGHT_FILES, staged_folder, state_bytes
+from ulmfit.training.script_steps import UsageError
 
 
 def parse_overrides(text: str | None) -> dict:
@@ -44,7 +49,7 @@ def parse_overrides(text: str | None) -> dict:
     for item in filter(None, (text or "").split(",")):
         name, separator, value = item.partition("=")
         if not separator:
-            raise ValueError(f"--config_overrides takes name=value pairs separated by commas, got {item!r}.")
+            raise UsageError(f"--config_overrides takes name=value pairs separated by commas, got {item!r}.")
         for cast in (int, float):
             try:
                 overrides[name.strip()] = cast(value)
@@ -76,7 +81,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--push_to_hub", action="store_true", help="Upload the folder, model card last.")
     parser.add_argument("--hub_model_id", default=None, help="Repo id (default: the output folder's name).")
     parser.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in one).")
-    return parser.parse_args(argv)
+    parser.add_argument("--debug", action="store_true", help="Show the traceback of a usage error too.")
+    return parser.parse_args(None if argv is None else [str(value) for value in argv])
+
+
+def parse_labels(text: str | None) -> list[str] | None:
+    """`--labels neg,pos` -> ["neg", "pos"]; every name must be there (no empty item)."""
+    if text is None:
+        return None
+    labels = [label.strip() for label in text.split(",")]
+    if not all(labels):
+        raise UsageError(f"--labels takes label names separated by commas, e.g. neg,pos; got {text!r}.")
+    return labels
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """
+    The input files can be read and the output folder written, before anything is converted. A folder that holds a
+    model already is converted into again (the same files give the same folder; a failed save leaves the old one).
+    """
+    script_steps.check_input_file(args.checkpoint, "--checkpoint")
+    script_steps.check_input_file(args.vocab, "--vocab")
+    script_steps.check_output_folder(args.output_dir, overwrite=True)
+    if args.push_to_hub:
+        repo_id = args.hub_model_id or Path(args.output_dir).name
+        try:
+            validate_repo_id(repo_id)
+        except HFValidationError as error:
+            raise UsageError(f"--hub_model_id {repo_id!r} is not a Hub repo id: {error}") from error
 
 
 def conversion_command(args: argparse.Namespace, task: str, labels: list[str] | None, overrides: dict) -> str:
@@ -141,23 +173,29 @@ def conversion_card(conversion: FastaiConversion, model_id: str, command: str, b
 
 
 def main(argv=None):
-    """Convert, write the folder and its card, and optionally upload; a bad file or flag raises before writing."""
+    """
+    Convert, write the folder and its card, and optionally upload. A bad flag or file raises a `UsageError` before
+    anything is written (on the command line: one line, exit status 2).
+    """
     args = parse_args(argv)
+    check_arguments(args)
     output_dir = Path(args.output_dir)
     repo_id = args.hub_model_id or output_dir.name
-    labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
+    labels = parse_labels(args.labels)
     overrides = parse_overrides(args.config_overrides)
 
-    # 1. Convert and write the folder (weights, config, tokenizer)
-    conversion = convert_fastai_checkpoint(
-        args.checkpoint,
-        args.vocab,
-        output_dir=output_dir,
-        task=args.task,
-        labels=labels,
-        config_overrides=overrides,
-        backwards=args.backwards,
-    )
+    # 1. Convert, in memory: the folder is written once the card is ready too
+    try:
+        conversion = convert_fastai_checkpoint(
+            args.checkpoint,
+            args.vocab,
+            task=args.task,
+            labels=labels,
+            config_overrides=overrides,
+            backwards=args.backwards,
+        )
+    except FastaiCheckpointError as error:  # the files are not what the flags say (the message names the file)
+        raise UsageError(str(error)) from error
     config = conversion.model.config
     print(
         f"{type(conversion.model).__name__}: embedding {config.embedding_size}, hidden {config.hidden_size}, "
@@ -168,9 +206,16 @@ def main(argv=None):
     # 2. The model card, from what the conversion recorded (the checkpoint is not read again)
     command = conversion_command(args, conversion.task, labels, overrides)
     card = conversion_card(conversion, repo_id, command, args.backwards)
-    card.save(output_dir / "README.md")
 
-    # 3. Upload: the folder, then the card (push_to_hub of the weights would replace a card uploaded first)
+    # 3. Write the folder (weights, config, tokenizer, card) through a staging folder: a save that fails on the disk
+    # leaves a model converted there before as it was
+    needed = state_bytes(conversion.model.state_dict()) + SMALL_FILES_BYTES
+    with staged_folder(output_dir, needed, "the converted model", stale=WEIGHT_FILES) as staging:
+        conversion.model.save_pretrained(staging)
+        conversion.tokenizer.save_pretrained(staging)
+        card.save(staging / "README.md")
+
+    # 4. Upload: the folder, then the card (push_to_hub of the weights would replace a card uploaded first)
     if args.push_to_hub:
         push_folder_then_card(output_dir, card, repo_id, args.hub_token, ())
         print(f"pushed to {repo_id}")
@@ -178,7 +223,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as error:  # a bad file or flag (FastaiCheckpointError is a ValueError)
-        sys.exit(f"convert_fastai_checkpoint.py: error: {error}")
+    # a bad file or flag: one line, exit status 2; a full disk or an unwritable folder (nothing half-written is
+    # left): one line, exit status 1
+    script_steps.run_script(main)

@@ -26,12 +26,14 @@ from datasets import concatenate_datasets
 from transformers import pipeline
 
 from ulmfit.samples import load_imdb_sample, pretrained_language_model_path
+from ulmfit.training import script_steps
+from ulmfit.training.script_steps import UsageError
 
 
 SCRIPTS = Path(__file__).resolve().parent
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", type=Path, default=Path("outputs/demo-ulmfit"))
     parser.add_argument("--language_model", default=None, help="default: the small AWD-LSTM shipped in the package")
@@ -40,20 +42,42 @@ def parse_args():
     parser.add_argument(
         "--classifier_learning_rates", default="2e-2,1e-2,5e-3,2.5e-3", help="peak learning rate of each stage"
     )
-    parser.add_argument("--mixed_precision", default="no", help="no | bf16 (faster on CPUs with AVX512-BF16)")
+    parser.add_argument(
+        "--mixed_precision", default="no", choices=("no", "bf16"), help="no | bf16 (faster on CPUs with AVX512-BF16)"
+    )
     parser.add_argument("--seed", type=int, default=42)
-    return parser.parse_args()
+    parser.add_argument("--debug", action="store_true", help="Show the traceback of a usage error too.")
+    return parser.parse_args(None if argv is None else [str(value) for value in argv])
+
+
+def check_arguments(args) -> None:
+    """The demo's flags, checked before anything is written: its two training runs would otherwise fail midway."""
+    if args.lm_steps < 1:
+        raise UsageError(f"--lm_steps must be at least 1, got {args.lm_steps}.")
+    # one value per gradual-unfreezing stage (1, 2, 3, all)
+    epochs = script_steps.parse_number_list(args.classifier_epochs, "--classifier_epochs", int, count=4)
+    if min(epochs) < 1:
+        raise UsageError(f"--classifier_epochs must all be at least 1, got {args.classifier_epochs!r}.")
+    rates = script_steps.parse_number_list(args.classifier_learning_rates, "--classifier_learning_rates", count=4)
+    if not all(0 < rate < float("inf") for rate in rates):
+        raise UsageError(f"--classifier_learning_rates must all be above 0, got {args.classifier_learning_rates!r}.")
+    script_steps.check_model_source(args.language_model, "--language_model")
+    # the demo's own folder: written over by a new demo run, but never a file or an unwritable place
+    script_steps.check_output_folder(str(args.output_dir), overwrite=True)
 
 
 def run(script: str, *args):
     """Run one of the training scripts as its own process, so that its progress streams to this terminal."""
     command = [sys.executable, str(SCRIPTS / script), *map(str, args)]
     print(f"\n$ {' '.join(command[1:])}", flush=True)
-    subprocess.run(command, check=True)
+    finished = subprocess.run(command)
+    if finished.returncode:  # the script has said what went wrong
+        sys.exit(finished.returncode)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
+    check_arguments(args)
     started = time.perf_counter()
     data = args.output_dir / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -78,7 +102,7 @@ def main():
         *("--train_file", data / "texts.parquet", "--validation_split_percentage", 5),
         *("--max_train_steps", args.lm_steps, "--per_device_train_batch_size", 32),
         *("--frozen_learning_rate", 2e-2, "--learning_rate", 2e-3, "--logging_steps", 20),
-        *("--mixed_precision", args.mixed_precision, "--seed", args.seed),
+        *("--mixed_precision", args.mixed_precision, "--seed", args.seed, "--overwrite_output_dir"),
     )
 
     # 3. The classifier: gradual unfreezing, discriminative learning rates, one-cycle per stage
@@ -89,7 +113,7 @@ def main():
         *("--train_file", data / "train.parquet", "--validation_file", data / "heldout.parquet"),
         *("--unfreeze", "1,2,3,all", "--learning_rates", args.classifier_learning_rates),
         *("--epochs", args.classifier_epochs),
-        *("--mixed_precision", args.mixed_precision, "--seed", args.seed),
+        *("--mixed_precision", args.mixed_precision, "--seed", args.seed, "--overwrite_output_dir"),
     )
 
     # 4. Predictions through the standard pipeline (batched by length inside, results in input order)
@@ -109,4 +133,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    script_steps.run_script(main)

@@ -12,6 +12,7 @@ the layer groups, with AR/TAR in the loss and gradient clipping.
     python scripts/train_classifier.py ... --with_tracking --report_to tensorboard   # logs under --output_dir
 """
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +20,11 @@ import torch
 from accelerate import DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from ulmfit import AwdLstmConfig, metrics
 from ulmfit.model_card.awd_lstm import awd_lstm_card
+from ulmfit.pipelines.compatibility import check_tokenizer_fits_model
 from ulmfit.training import (
     SortedBatchSampler,
     SortishBatchSampler,
@@ -33,6 +35,11 @@ from ulmfit.training import (
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.data import load_text_datasets
 from ulmfit.training.recipe import Stage, make_scheduler, start_stage
+from ulmfit.training.script_steps import UsageError
+
+
+# the local files a classifier reads: a text column and a label column (a .txt file has no label column)
+CLASSIFIER_FILE_FORMATS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 
 
 @dataclass
@@ -65,22 +72,95 @@ class ClassifierTrainingArguments(script_steps.TrainingScriptArguments):
     # --- output -----------------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/ulmfit-classifier", metadata={"help": "Where the model and logs go."})
 
+    def __post_init__(self):
+        # every value checked as it is read: a bad one stops the run before any data is loaded
+        super().__post_init__()
+        script_steps.check_numbers(
+            self,
+            positive=("discriminative_factor",),
+            at_least_one=(
+                "max_train_samples",
+                "max_eval_samples",
+                "per_device_train_batch_size",
+                "per_device_eval_batch_size",
+            ),
+            non_negative=("weight_decay", "max_grad_norm"),
+            percentage=("validation_split_percentage",),
+        )
+        script_steps.check_text_data_flags(self)
+        if self.model_name_or_path is None:
+            raise UsageError("--model_name_or_path is required: a fine-tuned language model folder or a classifier.")
+        if self.text_column == self.label_column:
+            raise UsageError(f"--text_column and --label_column are both {self.text_column!r}.")
+        try:
+            AwdLstmConfig.fastai_dropouts("classifier", self.drop_mult)
+        except ValueError as error:
+            raise UsageError(str(error).replace("`drop_mult`", "--drop_mult")) from error
+        plan(self)
+
 
 def plan(args) -> list[Stage]:
     """The stages of `--unfreeze`, `--learning_rates` and `--epochs` (one value each per stage)."""
-    groups, rates, epochs = (value.split(",") for value in (args.unfreeze, args.learning_rates, args.epochs))
+    groups = [group.strip() for group in args.unfreeze.split(",")]
+    rates = script_steps.parse_number_list(args.learning_rates, "--learning_rates", float)
+    epochs = script_steps.parse_number_list(args.epochs, "--epochs", int)
     if not len(groups) == len(rates) == len(epochs):
-        raise ValueError("--unfreeze, --learning_rates and --epochs need one value per stage each.")
-    return [
-        Stage(
-            f"unfreeze_{g.strip()}",
-            int(e),
-            float(r),
-            None if g.strip() == "all" else -int(g),
-            args.discriminative_factor,
+        raise UsageError(
+            f"--unfreeze, --learning_rates and --epochs need one value per stage each, got {len(groups)}, "
+            f"{len(rates)} and {len(epochs)}."
         )
+    for group in groups:
+        if group != "all" and not (group.isdigit() and int(group) >= 1):
+            raise UsageError(
+                f"--unfreeze takes layer-group counts (1, 2, ...) or `all`, e.g. 1,2,3,all; not {group!r}."
+            )
+    for rate in rates:
+        if not (math.isfinite(rate) and rate > 0):
+            raise UsageError(f"--learning_rates must all be finite numbers above 0, got {rate!r}.")
+    if min(epochs) < 1:
+        raise UsageError(f"--epochs must all be at least 1, got {args.epochs!r}.")
+    return [
+        Stage(f"unfreeze_{g}", e, r, None if g == "all" else -int(g), args.discriminative_factor)
         for g, r, e in zip(groups, rates, epochs)
     ]
+
+
+def check_inputs(args: ClassifierTrainingArguments) -> None:
+    """
+    The data and the model the flags name exist and can be read, and the model is an AWD-LSTM with enough layer
+    groups for `--unfreeze`; only its config is read.
+    """
+    script_steps.check_text_data_sources(args, CLASSIFIER_FILE_FORMATS)
+    script_steps.check_model_source(args.model_name_or_path, "--model_name_or_path")
+    try:
+        config = AutoConfig.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"--model_name_or_path {args.model_name_or_path}: its config cannot be read: {error}"
+        ) from error
+    if config.model_type != "awd_lstm":
+        raise UsageError(
+            f"--model_name_or_path {args.model_name_or_path} is a {config.model_type!r} model: give an AWD-LSTM "
+            "language model (or classifier) folder."
+        )
+    groups = config.num_hidden_layers + 2  # the embedding, each LSTM layer, the head
+    deepest = max((int(g) for g in args.unfreeze.split(",") if g.strip() != "all"), default=0)
+    if deepest > groups:
+        raise UsageError(f"--unfreeze {args.unfreeze!r} asks for {deepest} layer groups; the model has {groups}.")
+
+
+def check_labels(raw, label_column: str) -> list[str]:
+    """The class names of the training labels; a classifier needs two, and every validation label among them."""
+    names = label_names(raw["train"], label_column)
+    if len(names) < 2:
+        raise UsageError(
+            f"--label_column {label_column!r} holds a single label ({names}) in the training data: a classifier "
+            "needs at least two."
+        )
+    unseen = sorted({str(v) for v in raw["validation"][label_column]} - set(names))
+    if unseen and not hasattr(raw["train"].features[label_column], "names"):
+        raise UsageError(f"Validation labels {unseen[:10]} never occur in the training data (labels: {names}).")
+    return names
 
 
 def label_names(dataset, column: str) -> list[str]:
@@ -105,10 +185,11 @@ def evaluate_classifier(model, eval_loader, accelerator, average: str) -> dict:
     return {**accuracy.compute(), **f1.compute(average=average)}
 
 
-def main():
-    (args,) = HfArgumentParser(ClassifierTrainingArguments).parse_args_into_dataclasses()
-    if args.model_name_or_path is None:
-        raise ValueError("--model_name_or_path is required: a fine-tuned language model folder or a classifier.")
+def main(argv: list[str] | None = None):
+    # 0. Every flag, input and the output folder checked before any work (a mistake: one line, exit status 2)
+    args = script_steps.parse_arguments(ClassifierTrainingArguments, argv)
+    check_inputs(args)
+    script_steps.check_output_location(args)
     accelerator = script_steps.make_accelerator(
         args,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # frozen groups get no gradient
@@ -128,14 +209,12 @@ def main():
             args.validation_split_percentage,
             seed=args.seed,
             extra_columns=[args.label_column],
+            column_flags={args.label_column: "--label_column"},
         )
         for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples)):
             if limit:
                 raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
-        names = label_names(raw["train"], args.label_column)
-        unseen = sorted({str(v) for v in raw["validation"][args.label_column]} - set(names))
-        if unseen and not hasattr(raw["train"].features[args.label_column], "names"):
-            raise ValueError(f"Validation labels {unseen[:10]} never occur in the training data (labels: {names}).")
+        names = check_labels(raw, args.label_column)
         label2id = {name: index for index, name in enumerate(names)}
         class_label = hasattr(raw["train"].features[args.label_column], "names")  # values are already ids
         tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
@@ -156,6 +235,10 @@ def main():
     model = AutoModelForSequenceClassification.from_pretrained(
         args.model_name_or_path, trust_remote_code=args.trust_remote_code, **overrides
     )
+    try:  # a folder whose tokenizer is not its model's: stop before training on ids that mean other words
+        check_tokenizer_fits_model(tokenizer, model)
+    except ValueError as error:
+        raise UsageError(f"--model_name_or_path: {error} Save the model with its own tokenizer.") from error
 
     # 3. Length-bucketed batches (accelerate shards whole batches across processes), optimizer
     def collate(features):
@@ -263,4 +346,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    script_steps.run_script(main)

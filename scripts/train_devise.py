@@ -45,7 +45,6 @@ import torch
 from accelerate.utils import set_seed
 from torch.utils.data import StackDataset
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
 from ulmfit import DeviseConfig, DeviseIndex, DeviseModel, DeviseProcessor
 from ulmfit.model_card.devise import DEVISE_CARD
@@ -62,6 +61,11 @@ from ulmfit.training.devise import (
     precompute_backbone_features,
 )
 from ulmfit.training.recipe import make_scheduler
+from ulmfit.training.script_steps import UsageError
+
+
+# the local tables of images (bytes or paths) and labels that --train_file reads
+IMAGE_TABLE_FORMATS = (".parquet", ".csv", ".json", ".jsonl", ".arrow")
 
 
 @dataclass
@@ -111,6 +115,63 @@ class DeviseTrainingArguments(script_steps.TrainingScriptArguments):
     dataloader_num_workers: int = field(default=0, metadata={"help": "Processes decoding images."})
     # --- output -----------------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/devise", metadata={"help": "Where the model and logs go."})
+
+    def __post_init__(self):
+        # every value checked as it is read: a bad one stops the run before any data is loaded
+        super().__post_init__()
+        script_steps.check_numbers(
+            self,
+            positive=("learning_rate", "backbone_learning_rate"),
+            at_least_one=(
+                "max_train_samples",
+                "max_eval_samples",
+                "max_words",
+                "image_size",
+                "head_hidden_size",
+                "num_train_epochs",
+                "per_device_train_batch_size",
+                "per_device_eval_batch_size",
+            ),
+            non_negative=("hinge_margin", "weight_decay", "max_grad_norm", "dataloader_num_workers"),
+            open_fraction=("pct_start",),
+            probability=("pooled_dropout", "hidden_dropout"),
+            percentage=("validation_split_percentage",),
+        )
+        if self.word_vectors is None or self.backbone_checkpoint is None:
+            raise UsageError(
+                "--word_vectors (a vectors text file) and --backbone_checkpoint (a vision model) are required."
+            )
+        if self.loss not in ("cosine", "hinge", "hinge_rank"):
+            raise UsageError(f"--loss must be cosine or hinge, not {self.loss!r}.")
+        if sum(source is not None for source in (self.dataset_name, self.train_file, self.train_dir)) != 1:
+            raise UsageError("Give exactly one of --dataset_name, --train_file and --train_dir.")
+        if self.cache_dir is not None and not self.precompute:
+            raise UsageError("--cache_dir keeps the features that --precompute computes: add --precompute.")
+        if self.backbone_learning_rate is not None and (self.precompute or self.freeze_backbone):
+            raise UsageError(
+                "--backbone_learning_rate is for fine-tuning the backbone; --precompute/--freeze_backbone freeze it."
+            )
+
+
+def check_inputs(args: DeviseTrainingArguments) -> None:
+    """The images, class names, word vectors and backbone the flags name exist and can be read; nothing is loaded."""
+    for flag in ("train_file", "validation_file"):
+        script_steps.check_input_file(getattr(args, flag), f"--{flag}", IMAGE_TABLE_FORMATS)
+    for flag in ("train_dir", "validation_dir"):
+        script_steps.check_input_folder(getattr(args, flag), f"--{flag}")
+    script_steps.check_dataset_source(args.dataset_name)
+    script_steps.check_input_file(args.class_names, "--class_names")
+    script_steps.check_input_file(args.word_vectors, "--word_vectors")
+    unseen = args.unseen_classes
+    if (
+        unseen is not None
+        and not Path(unseen).is_file()
+        and ("/" in unseen or Path(unseen).suffix in (".txt", ".csv"))
+    ):
+        raise UsageError(f"--unseen_classes {unseen}: no such file (or give class names separated by commas).")
+    script_steps.check_model_source(args.backbone_checkpoint, "--backbone_checkpoint")
+    if args.cache_dir is not None and Path(args.cache_dir).exists() and not Path(args.cache_dir).is_dir():
+        raise UsageError(f"--cache_dir {args.cache_dir} is a file, not a folder.")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -166,14 +227,11 @@ def precompute_features(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def main():
-    (args,) = HfArgumentParser(DeviseTrainingArguments).parse_args_into_dataclasses()
-    if args.word_vectors is None or args.backbone_checkpoint is None:
-        raise ValueError(
-            "--word_vectors (a vectors text file) and --backbone_checkpoint (a vision model) are required."
-        )
-    if args.loss not in ("cosine", "hinge", "hinge_rank"):
-        raise ValueError(f"--loss must be cosine or hinge, not {args.loss!r}.")
+def main(argv: list[str] | None = None):
+    # 0. Every flag, input and the output folder checked before any work (a mistake: one line, exit status 2)
+    args = script_steps.parse_arguments(DeviseTrainingArguments, argv)
+    check_inputs(args)
+    script_steps.check_output_location(args)
     accelerator = script_steps.make_accelerator(args)
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
@@ -338,4 +396,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    script_steps.run_script(main)

@@ -32,7 +32,7 @@ from accelerate.utils import set_seed
 from datasets import Dataset
 from datasets.distributed import split_dataset_by_node
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, AwdLstmTokenizer
 from ulmfit.model_card import CHECKPOINT_PATTERNS
@@ -40,13 +40,22 @@ from ulmfit.model_card.awd_lstm import awd_lstm_card
 from ulmfit.plotting import plot_lr_find
 from ulmfit.training import discriminative_param_groups, scale_learning_rates, script_steps, unfreeze
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
-from ulmfit.training.data import LanguageModelStream, StreamingLanguageModelStream, load_text_datasets
+from ulmfit.training.data import (
+    TEXT_FILE_FORMATS,
+    LanguageModelStream,
+    StreamingLanguageModelStream,
+    load_text_datasets,
+)
 from ulmfit.training.language_modeling import (
     evaluate_language_model,
     find_learning_rate,
     match_embeddings,
 )
 from ulmfit.training.recipe import apply_config_overrides, language_model_stages, make_scheduler, start_stage
+from ulmfit.training.script_steps import UsageError
+
+
+LR_SCHEDULERS = ("one_cycle", "slanted_triangular", "constant")
 
 
 @dataclass
@@ -123,9 +132,83 @@ class LanguageModelTrainingArguments(script_steps.TrainingScriptArguments):
     logging_steps: int = field(default=20, metadata={"help": "Log the training loss every N optimizer steps."})
     find_lr: bool = field(default=False, metadata={"help": "Run the learning-rate finder, save lr_find.png, exit."})
 
+    def __post_init__(self):
+        # every value checked as it is read: a bad one stops the run before any data is loaded
+        super().__post_init__()
+        script_steps.check_numbers(
+            self,
+            positive=("learning_rate", "frozen_learning_rate", "discriminative_factor"),
+            at_least_one=(
+                "shuffle_buffer_size",
+                "max_tokenizer_samples",
+                "max_train_samples",
+                "max_eval_samples",
+                "preprocessing_num_workers",
+                "max_vocab",
+                "min_freq",
+                "per_device_train_batch_size",
+                "per_device_eval_batch_size",
+                "bptt",
+                "num_train_epochs",
+                "max_train_steps",
+                "gradient_accumulation_steps",
+                "logging_steps",
+                "stlr_ratio",
+            ),
+            non_negative=("frozen_epochs", "weight_decay", "max_grad_norm"),
+            open_fraction=("pct_start", "cut_frac"),
+            probability=("adam_beta1", "adam_beta2"),
+            percentage=("validation_split_percentage",),
+        )
+        if self.lr_scheduler_type not in LR_SCHEDULERS:
+            raise UsageError(
+                f"--lr_scheduler_type must be one of {', '.join(LR_SCHEDULERS)}, not {self.lr_scheduler_type!r}."
+            )
+        script_steps.check_text_data_flags(self)
+        if self.streaming and self.max_train_steps is None:
+            raise UsageError("--streaming needs --max_train_steps: a stream has no known length to make epochs of.")
+        if self.train_tokenizer and self.tokenizer_name:
+            raise UsageError("--train_tokenizer builds a new vocabulary: leave out --tokenizer_name, or that flag.")
+        try:
+            language_model_dropouts(self.drop_mult)
+        except ValueError as error:
+            raise UsageError(str(error).replace("`drop_mult`", "--drop_mult")) from error
+        if self.config_overrides:
+            if self.model_name_or_path is not None:
+                raise UsageError("--config_overrides shapes a new model; a --model_name_or_path keeps its own.")
+            if "vocab_size" in self.config_overrides:
+                raise UsageError("--config_overrides cannot set vocab_size: it is the tokenizer's.")
+            try:
+                apply_config_overrides(AwdLstmConfig(), self.config_overrides)
+            except (ValueError, TypeError) as error:
+                raise UsageError(f"--config_overrides {self.config_overrides!r}: {error}") from error
 
-def main():
-    (args,) = HfArgumentParser(LanguageModelTrainingArguments).parse_args_into_dataclasses()
+
+def language_model_dropouts(drop_mult: float | None) -> dict[str, float]:
+    """fastai's `awd_lstm_lm_config` dropouts times `drop_mult` (`language_model_learner`); None: the model's."""
+    return {} if drop_mult is None else AwdLstmConfig.fastai_dropouts("language_model", drop_mult)
+
+
+def token_stream(documents, batch_size: int, flag: str, **kwargs) -> LanguageModelStream:
+    """A `LanguageModelStream`; a split too small to fill `batch_size` rows is a usage error that names `flag`."""
+    try:
+        return LanguageModelStream(documents, batch_size, **kwargs)
+    except ValueError as error:
+        raise UsageError(f"{flag} {batch_size}: {error}") from error
+
+
+def check_inputs(args: LanguageModelTrainingArguments) -> None:
+    """The data, the model and the tokenizer the flags name exist and can be read; nothing is loaded yet."""
+    script_steps.check_text_data_sources(args, TEXT_FILE_FORMATS)
+    script_steps.check_model_source(args.model_name_or_path, "--model_name_or_path")
+    script_steps.check_model_source(args.tokenizer_name, "--tokenizer_name", "tokenizer_config.json")
+
+
+def main(argv: list[str] | None = None):
+    # 0. Every flag, input and the output folder checked before any work (a mistake: one line, exit status 2)
+    args = script_steps.parse_arguments(LanguageModelTrainingArguments, argv)
+    check_inputs(args)
+    script_steps.check_output_location(args)
     fine_tuning = args.model_name_or_path is not None
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)  # frozen groups get no gradient
     accelerator = script_steps.make_accelerator(
@@ -134,112 +217,119 @@ def main():
         kwargs_handlers=[ddp],
     )
     set_seed(args.seed)
-    if args.streaming and args.max_train_steps is None:
-        raise ValueError("--streaming needs --max_train_steps: a stream has no known length to make epochs of.")
-    # fastai's `awd_lstm_lm_config` dropouts times drop_mult, as `language_model_learner` does (fastbook: 0.3)
-    try:
-        dropouts = {} if args.drop_mult is None else AwdLstmConfig.fastai_dropouts("language_model", args.drop_mult)
-    except ValueError as error:
-        raise ValueError(str(error).replace("`drop_mult`", "--drop_mult")) from error
+    dropouts = language_model_dropouts(args.drop_mult)
     output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.print(f"{accelerator.num_processes} process(es), {accelerator.distributed_type}, {accelerator.device}")
 
-    # 1. Data and tokenizer (the main process goes first, so the others reuse its tokenizer and datasets cache)
-    with accelerator.main_process_first():
-        raw = load_text_datasets(
-            args.dataset_name,
-            args.dataset_config_name,
-            args.train_file,
-            args.validation_file,
-            args.text_column,
-            args.validation_split_percentage,
-            streaming=args.streaming,
-            seed=args.seed,
-        )
-        if args.streaming:
-            # the validation texts are read into memory; the training texts stay a stream
-            raw["validation"] = Dataset.from_list(list(raw["validation"].take(args.max_eval_samples or 2000)))
-            if args.max_train_samples:
-                raw["train"] = raw["train"].take(args.max_train_samples)
-        else:
-            if args.max_train_samples:
-                raw["train"] = raw["train"].select(range(min(args.max_train_samples, len(raw["train"]))))
-            if args.max_eval_samples:
-                raw["validation"] = raw["validation"].select(range(min(args.max_eval_samples, len(raw["validation"]))))
-        train_tokenizer = args.train_tokenizer or not (fine_tuning or args.tokenizer_name)
-        tokenizer_dir = output_dir / "tokenizer"
-        if train_tokenizer and accelerator.is_main_process:
-            texts = (
-                (row["text"] for row in raw["train"].take(args.max_tokenizer_samples))
-                if args.streaming
-                else raw["train"]["text"]
+    # 1-3 write the new tokenizer before the data are known to fill a batch: a mistake found there removes it
+    with script_steps.removed_if_start_fails(accelerator, args.output_dir):
+        # 1. Data and tokenizer (the main process goes first, so the others reuse its tokenizer and datasets cache)
+        with accelerator.main_process_first():
+            raw = load_text_datasets(
+                args.dataset_name,
+                args.dataset_config_name,
+                args.train_file,
+                args.validation_file,
+                args.text_column,
+                args.validation_split_percentage,
+                streaming=args.streaming,
+                seed=args.seed,
             )
-            tokenizer = AwdLstmTokenizer.train(texts, args.max_vocab, args.min_freq, args.backwards)
-            tokenizer.save_pretrained(tokenizer_dir)
-    with accelerator.main_process_first():
-        source = tokenizer_dir if train_tokenizer else (args.tokenizer_name or args.model_name_or_path)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=args.trust_remote_code)
+            if args.streaming:
+                # the validation texts are read into memory; the training texts stay a stream
+                raw["validation"] = Dataset.from_list(list(raw["validation"].take(args.max_eval_samples or 2000)))
+                if args.max_train_samples:
+                    raw["train"] = raw["train"].take(args.max_train_samples)
+            else:
+                if args.max_train_samples:
+                    raw["train"] = raw["train"].select(range(min(args.max_train_samples, len(raw["train"]))))
+                if args.max_eval_samples:
+                    raw["validation"] = raw["validation"].select(
+                        range(min(args.max_eval_samples, len(raw["validation"])))
+                    )
+            output_dir.mkdir(parents=True, exist_ok=True)  # the inputs are read and checked: the run starts here
+            train_tokenizer = args.train_tokenizer or not (fine_tuning or args.tokenizer_name)
+            tokenizer_dir = output_dir / "tokenizer"
+            if train_tokenizer and accelerator.is_main_process:
+                texts = (
+                    (row["text"] for row in raw["train"].take(args.max_tokenizer_samples))
+                    if args.streaming
+                    else raw["train"]["text"]
+                )
+                tokenizer = AwdLstmTokenizer.train(texts, args.max_vocab, args.min_freq, args.backwards)
+                tokenizer.save_pretrained(tokenizer_dir)
+        with accelerator.main_process_first():
+            source = tokenizer_dir if train_tokenizer else (args.tokenizer_name or args.model_name_or_path)
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=args.trust_remote_code)
 
-        def encode(batch):
-            return {"input_ids": tokenizer(batch["text"]).input_ids}
+            def encode(batch):
+                return {"input_ids": tokenizer(batch["text"]).input_ids}
 
-        in_memory = {"num_proc": args.preprocessing_num_workers, "load_from_cache_file": not args.overwrite_cache}
-        tokenized = {
-            split: raw[split].map(encode, batched=True, remove_columns=["text"])  # a stream: tokenized as it is read
-            if args.streaming and split == "train"
-            else raw[split].map(encode, batched=True, remove_columns=["text"], desc="Tokenizing", **in_memory)
-            for split in ("train", "validation")
-        }
-    size = "a stream" if args.streaming else f"{len(tokenized['train'])} documents"
-    accelerator.print(
-        f"vocabulary: {len(tokenizer)} tokens; train: {size}; validation: {len(tokenized['validation'])}"
-    )
-
-    # 2. Model: a pretrained one (its vocabulary matched to ours if we built a new one) or a new one
-    if fine_tuning:
-        model = AutoModelForCausalLM.from_pretrained(
-            args.model_name_or_path, trust_remote_code=args.trust_remote_code, **dropouts
+            in_memory = {"num_proc": args.preprocessing_num_workers, "load_from_cache_file": not args.overwrite_cache}
+            tokenized = {
+                split: raw[split].map(
+                    encode, batched=True, remove_columns=["text"]
+                )  # a stream: tokenized as it is read
+                if args.streaming and split == "train"
+                else raw[split].map(encode, batched=True, remove_columns=["text"], desc="Tokenizing", **in_memory)
+                for split in ("train", "validation")
+            }
+        size = "a stream" if args.streaming else f"{len(tokenized['train'])} documents"
+        accelerator.print(
+            f"vocabulary: {len(tokenizer)} tokens; train: {size}; validation: {len(tokenized['validation'])}"
         )
-        if train_tokenizer:
-            old_vocab = AutoTokenizer.from_pretrained(
-                args.model_name_or_path, trust_remote_code=args.trust_remote_code
-            ).get_vocab()
-            counts = match_embeddings(model, old_vocab, tokenizer.get_vocab())
-            accelerator.print(f"vocabulary matched: {counts['kept']} words kept their embedding, {counts['new']} new")
-    else:
-        config = AwdLstmConfig(vocab_size=len(tokenizer), **dropouts)
-        model = AwdLstmForCausalLM(apply_config_overrides(config, args.config_overrides or ""))
-    if len(tokenizer) != model.config.vocab_size:
-        raise ValueError(f"The tokenizer has {len(tokenizer)} tokens but the model {model.config.vocab_size}.")
-    model.generation_config.suppress_tokens = tokenizer.suppress_token_ids
-    accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
 
-    # 3. Streams (each process its own rows), optimizer, and the training plan
-    stream_kwargs = {"num_processes": accelerator.num_processes, "process_index": accelerator.process_index}
-    if args.streaming:
-        shuffled = tokenized["train"].shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
-        own = split_dataset_by_node(shuffled, rank=accelerator.process_index, world_size=accelerator.num_processes)
-        train_stream = StreamingLanguageModelStream(
-            own, args.per_device_train_batch_size, args.bptt, variable_length=not args.fixed_bptt, seed=args.seed
-        )
-    else:
-        train_stream = LanguageModelStream(
-            tokenized["train"]["input_ids"],
-            args.per_device_train_batch_size,
-            args.bptt,
-            variable_length=not args.fixed_bptt,
-            seed=args.seed,
+        # 2. Model: a pretrained one (its vocabulary matched to ours if we built a new one) or a new one
+        if fine_tuning:
+            model = AutoModelForCausalLM.from_pretrained(
+                args.model_name_or_path, trust_remote_code=args.trust_remote_code, **dropouts
+            )
+            if train_tokenizer:
+                old_vocab = AutoTokenizer.from_pretrained(
+                    args.model_name_or_path, trust_remote_code=args.trust_remote_code
+                ).get_vocab()
+                counts = match_embeddings(model, old_vocab, tokenizer.get_vocab())
+                accelerator.print(
+                    f"vocabulary matched: {counts['kept']} words kept their embedding, {counts['new']} new"
+                )
+        else:
+            config = AwdLstmConfig(vocab_size=len(tokenizer), **dropouts)
+            model = AwdLstmForCausalLM(apply_config_overrides(config, args.config_overrides or ""))
+        if len(tokenizer) != model.config.vocab_size:
+            raise UsageError(
+                f"The tokenizer has {len(tokenizer)} tokens but the model {model.config.vocab_size}: give the model's "
+                "own tokenizer (leave out --tokenizer_name), or --train_tokenizer to match a new vocabulary to it."
+            )
+        model.generation_config.suppress_tokens = tokenizer.suppress_token_ids
+        accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
+
+        # 3. Streams (each process its own rows), optimizer, and the training plan
+        stream_kwargs = {"num_processes": accelerator.num_processes, "process_index": accelerator.process_index}
+        if args.streaming:
+            shuffled = tokenized["train"].shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
+            own = split_dataset_by_node(shuffled, rank=accelerator.process_index, world_size=accelerator.num_processes)
+            train_stream = StreamingLanguageModelStream(
+                own, args.per_device_train_batch_size, args.bptt, variable_length=not args.fixed_bptt, seed=args.seed
+            )
+        else:
+            train_stream = token_stream(
+                tokenized["train"]["input_ids"],
+                args.per_device_train_batch_size,
+                "--per_device_train_batch_size",
+                bptt=args.bptt,
+                variable_length=not args.fixed_bptt,
+                seed=args.seed,
+                **stream_kwargs,
+            )
+        valid_stream = token_stream(
+            tokenized["validation"]["input_ids"],
+            args.per_device_eval_batch_size,
+            "--per_device_eval_batch_size",
+            bptt=args.bptt,
+            variable_length=False,
+            shuffle=False,
             **stream_kwargs,
         )
-    valid_stream = LanguageModelStream(
-        tokenized["validation"]["input_ids"],
-        args.per_device_eval_batch_size,
-        args.bptt,
-        variable_length=False,
-        shuffle=False,
-        **stream_kwargs,
-    )
     groups = discriminative_param_groups(model, args.learning_rate, weight_decay=args.weight_decay)
     optimizer = torch.optim.AdamW(groups, betas=(args.adam_beta1, args.adam_beta2))
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -428,4 +518,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    script_steps.run_script(main)

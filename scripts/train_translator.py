@@ -43,15 +43,17 @@ from pathlib import Path
 import torch
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, HfArgumentParser
+from transformers import AutoTokenizer
 
 from ulmfit import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, GruSeq2SeqTokenizer
 from ulmfit.model_card.gru_seq2seq import TRANSLATOR_CARD
 from ulmfit.training import SortedBatchSampler, SortishBatchSampler, loader_for, script_steps
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.recipe import apply_config_overrides, make_scheduler
+from ulmfit.training.script_steps import UsageError
 from ulmfit.training.translation import (
     TEACHER_FORCING_SCHEDULES,
+    check_vectors_fit,
     drop_blank_pairs,
     drop_long_pairs,
     evaluate_translator,
@@ -60,7 +62,12 @@ from ulmfit.training.translation import (
     load_vectors_for_embedding,
     pair_collator,
     teacher_forcing_ratio,
+    word_vectors_dimension,
 )
+
+
+# the local files of sentence pairs: a column per language
+PAIR_FILE_FORMATS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 
 
 @dataclass
@@ -133,125 +140,181 @@ class TranslatorTrainingArguments(script_steps.TrainingScriptArguments):
     output_dir: str = field(default="runs/translator", metadata={"help": "Where the model, logs and plots go."})
     logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N optimizer steps."})
 
-
-def check_arguments(args):
-    """Clear errors for options that cannot work together, before any data is read."""
-    if args.teacher_forcing_schedule not in TEACHER_FORCING_SCHEDULES:
-        raise ValueError(
-            f"--teacher_forcing_schedule must be one of {TEACHER_FORCING_SCHEDULES}, "
-            f"not {args.teacher_forcing_schedule!r}."
+    def __post_init__(self):
+        # every value checked as it is read: a bad one stops the run before any data is loaded
+        super().__post_init__()
+        script_steps.check_numbers(
+            self,
+            positive=("learning_rate", "vectors_scale", "teacher_forcing_epochs"),
+            at_least_one=(
+                "max_train_samples",
+                "max_eval_samples",
+                "max_vocab",
+                "min_freq",
+                "per_device_train_batch_size",
+                "per_device_eval_batch_size",
+                "num_train_epochs",
+                "max_train_steps",
+                "eval_steps",
+                "eval_num_beams",
+                "logging_steps",
+            ),
+            non_negative=("weight_decay", "max_grad_norm"),
+            open_fraction=("pct_start",),
+            probability=("adam_beta1", "adam_beta2"),
+            percentage=("validation_split_percentage",),
         )
-    for name in ("teacher_forcing_start", "teacher_forcing_end"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            raise ValueError(f"--{name} is a probability in [0, 1], got {getattr(args, name)}.")
-    if (
-        args.teacher_forcing_schedule == "exponential"
-        and min(args.teacher_forcing_start, args.teacher_forcing_end) <= 0
-    ):
-        raise ValueError("An exponential teacher-forcing decay needs --teacher_forcing_start/_end above 0.")
-    if args.source_column == args.target_column:
-        raise ValueError(f"--source_column and --target_column are both {args.source_column!r}.")
-    for name in ("max_source_length", "max_target_length"):
-        if getattr(args, name) is not None and getattr(args, name) < 2:
-            raise ValueError(f"--{name} counts tokens with xxeos and must be at least 2, got {getattr(args, name)}.")
+        script_steps.check_text_data_flags(self)
+        if self.teacher_forcing_schedule not in TEACHER_FORCING_SCHEDULES:
+            raise UsageError(
+                f"--teacher_forcing_schedule must be one of {TEACHER_FORCING_SCHEDULES}, "
+                f"not {self.teacher_forcing_schedule!r}."
+            )
+        for name in ("teacher_forcing_start", "teacher_forcing_end"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UsageError(f"--{name} is a probability in [0, 1], got {getattr(self, name)}.")
+        if (
+            self.teacher_forcing_schedule == "exponential"
+            and min(self.teacher_forcing_start, self.teacher_forcing_end) <= 0
+        ):
+            raise UsageError("An exponential teacher-forcing decay needs --teacher_forcing_start/_end above 0.")
+        if self.source_column == self.target_column:
+            raise UsageError(f"--source_column and --target_column are both {self.source_column!r}.")
+        for name in ("max_source_length", "max_target_length"):
+            if getattr(self, name) is not None and getattr(self, name) < 2:
+                raise UsageError(
+                    f"--{name} counts tokens with xxeos and must be at least 2, got {getattr(self, name)}."
+                )
+        overrides = [item.split("=")[0].strip() for item in (self.config_overrides or "").split(",")]
+        if {"vocab_size", "decoder_vocab_size"} & set(overrides):
+            raise UsageError("--config_overrides cannot change the vocabulary sizes: they are the tokenizer's.")
+        model_config(self)
 
 
-def main():
-    (args,) = HfArgumentParser(TranslatorTrainingArguments).parse_args_into_dataclasses()
+def check_inputs(args: TranslatorTrainingArguments) -> None:
+    """
+    The pairs, the tokenizer and the word vectors the flags name exist and can be read, and the vectors fit the
+    model's embedding (their first line is read, not the file).
+    """
+    script_steps.check_text_data_sources(args, PAIR_FILE_FORMATS)
+    script_steps.check_input_file(args.test_file, "--test_file", PAIR_FILE_FORMATS)
+    script_steps.check_model_source(args.tokenizer_name, "--tokenizer_name", "tokenizer_config.json")
+    embedding_size = model_config(args).embedding_size
+    for flag, path in (("--source_vectors", args.source_vectors), ("--target_vectors", args.target_vectors)):
+        script_steps.check_input_file(path, flag)
+        if path is not None:
+            check_vectors_fit(path, word_vectors_dimension(path), embedding_size, args.project_vectors)
+
+
+def model_config(args, vocab_size: int = 100, decoder_vocab_size: int = 100) -> GruSeq2SeqConfig:
+    """The translator's config: the tokenizer's vocabulary sizes, then `--config_overrides` (which cannot set them)."""
+    config = GruSeq2SeqConfig(vocab_size=vocab_size, decoder_vocab_size=decoder_vocab_size)
+    try:
+        return apply_config_overrides(config, args.config_overrides or "")
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--config_overrides {args.config_overrides!r}: {error}") from error
+
+
+def main(argv: list[str] | None = None):
+    # 0. Every flag, input and the output folder checked before any work (a mistake: one line, exit status 2)
+    args = script_steps.parse_arguments(TranslatorTrainingArguments, argv)
+    check_inputs(args)
+    script_steps.check_output_location(args)
     accelerator = script_steps.make_accelerator(args)
     set_seed(args.seed)
-    check_arguments(args)
     output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
 
-    # 1. Sentence pairs and the tokenizer (trained on the training pairs by the main process, loaded by the others)
-    with accelerator.main_process_first():
-        options = {
-            "source_column": args.source_column,
-            "target_column": args.target_column,
-            "dataset_config_name": args.dataset_config_name,
-            "validation_split_percentage": args.validation_split_percentage,
-            "seed": args.seed,
-        }
-        raw = load_pairs(
-            dataset_name=args.dataset_name, train_file=args.train_file, validation_file=args.validation_file, **options
-        )
-        for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples)):
-            if limit:
-                raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
-        if args.test_file:
-            # the whole file, read through the same checks (as the "validation" of itself)
-            test_pairs = load_pairs(train_file=args.test_file, validation_file=args.test_file, **options)
-            raw["test"] = test_pairs["validation"]
-        for split in raw:
-            raw[split] = drop_blank_pairs(raw[split], split, accelerator)
-        tokenizer_dir = output_dir / "tokenizer"
-        if args.tokenizer_name is None and accelerator.is_main_process:
-            GruSeq2SeqTokenizer.train(
-                raw["train"]["source"],
-                raw["train"]["target"],
-                max_vocab=args.max_vocab,
-                min_freq=args.min_freq,
-                source_lang=args.source_lang,
-                target_lang=args.target_lang,
-            ).save_pretrained(tokenizer_dir)
-    with accelerator.main_process_first():
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name or tokenizer_dir)
-
-        def encode(batch, indices):
-            encoded = tokenizer(batch["source"], text_target=batch["target"])
-            return {"input_ids": encoded["input_ids"], "labels": encoded["labels"], "index": indices}
-
-        tokenized = {
-            split: raw[split].map(
-                encode, batched=True, with_indices=True, remove_columns=["source", "target"], desc="Tokenizing"
+    # 1-3 write the new tokenizer before every pair is checked: a mistake found there removes it
+    with script_steps.removed_if_start_fails(accelerator, args.output_dir):
+        # 1. Sentence pairs and the tokenizer (trained on the training pairs by the main process, loaded by the others)
+        with accelerator.main_process_first():
+            options = {
+                "source_column": args.source_column,
+                "target_column": args.target_column,
+                "dataset_config_name": args.dataset_config_name,
+                "validation_split_percentage": args.validation_split_percentage,
+                "seed": args.seed,
+            }
+            raw = load_pairs(
+                dataset_name=args.dataset_name,
+                train_file=args.train_file,
+                validation_file=args.validation_file,
+                **options,
             )
-            for split in raw
-        }
-    references = {split: raw[split]["target"] for split in raw if split != "train"}
+            for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples)):
+                if limit:
+                    raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+            if args.test_file:
+                # the whole file, read through the same checks (as the "validation" of itself)
+                test_pairs = load_pairs(train_file=args.test_file, validation_file=args.test_file, **options)
+                raw["test"] = test_pairs["validation"]
+            for split in raw:
+                raw[split] = drop_blank_pairs(raw[split], split, accelerator)
+            output_dir.mkdir(parents=True, exist_ok=True)  # the inputs are read and checked: the run starts here
+            tokenizer_dir = output_dir / "tokenizer"
+            if args.tokenizer_name is None and accelerator.is_main_process:
+                GruSeq2SeqTokenizer.train(
+                    raw["train"]["source"],
+                    raw["train"]["target"],
+                    max_vocab=args.max_vocab,
+                    min_freq=args.min_freq,
+                    source_lang=args.source_lang,
+                    target_lang=args.target_lang,
+                ).save_pretrained(tokenizer_dir)
+        with accelerator.main_process_first():
+            tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name or tokenizer_dir)
 
-    # 2. Over-long training pairs are dropped (never truncated), and counted
-    tokenized["train"] = drop_long_pairs(
-        tokenized["train"], args.max_source_length, args.max_target_length, accelerator
-    )
-    lengths = {
-        split: [max(len(s), len(t)) for s, t in zip(data["input_ids"], data["labels"])]
-        for split, data in tokenized.items()
-    }
-    longest_target = max(len(labels) for labels in tokenized["train"]["labels"])
-    accelerator.print(
-        f"vocabularies: {tokenizer.vocab_size} source, {tokenizer.target_vocab_size} target tokens; pairs: "
-        + ", ".join(f"{len(data)} {split}" for split, data in tokenized.items())
-    )
+            def encode(batch, indices):
+                encoded = tokenizer(batch["source"], text_target=batch["target"])
+                return {"input_ids": encoded["input_ids"], "labels": encoded["labels"], "index": indices}
 
-    # 3. Model (built after seeding), pretrained vectors in its embeddings, generation defaults from the data
-    config = GruSeq2SeqConfig(vocab_size=tokenizer.vocab_size, decoder_vocab_size=tokenizer.target_vocab_size)
-    config = apply_config_overrides(config, args.config_overrides or "")
-    if (config.vocab_size, config.decoder_vocab_size) != (tokenizer.vocab_size, tokenizer.target_vocab_size):
-        raise ValueError("--config_overrides cannot change the vocabulary sizes: they are the tokenizer's.")
-    model = GruSeq2SeqForConditionalGeneration(config)
-    coverage = {}
-    for side, path, embedding, vocab in (
-        ("source", args.source_vectors, model.get_input_embeddings(), tokenizer.get_vocab()),
-        ("target", args.target_vectors, model.get_decoder().embed_tokens, tokenizer.get_target_vocab()),
-    ):
-        if path is None:
-            continue
-        vectors = load_vectors_for_embedding(path, config.embedding_size, args.project_vectors, args.seed)
-        scale = args.vectors_scale
-        if scale is None:  # the random rows' mean norm, initializer_range * sqrt(embedding_size)
-            mean_norm = vectors.vectors.norm(dim=1).mean().item()
-            scale = config.initializer_range * math.sqrt(config.embedding_size) / mean_norm
-        found = initialize_embeddings(embedding, vocab, vectors, scale=float(scale))
-        coverage[side] = {"vectors": Path(path).name, "coverage": found.coverage, "found": found.found}
-        coverage[side].update(total=found.total, scale=float(scale), missing_examples=found.missing[:10])
-        accelerator.print(
-            f"{side} vectors {Path(path).name}: {found.found}/{found.total} words ({found.coverage:.1%}) found, "
-            f"scaled x{scale:.2f}; e.g. missing {found.missing[:5]}"
+            tokenized = {
+                split: raw[split].map(
+                    encode, batched=True, with_indices=True, remove_columns=["source", "target"], desc="Tokenizing"
+                )
+                for split in raw
+            }
+        references = {split: raw[split]["target"] for split in raw if split != "train"}
+
+        # 2. Over-long training pairs are dropped (never truncated), and counted
+        tokenized["train"] = drop_long_pairs(
+            tokenized["train"], args.max_source_length, args.max_target_length, accelerator
         )
-    model.generation_config.max_new_tokens = longest_target  # generate() would otherwise stop at 20 tokens
-    model.generation_config.suppress_tokens = tokenizer.suppress_token_ids  # never xxunk/xxpad/xxbos (`no_unk`)
-    accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
+        lengths = {
+            split: [max(len(s), len(t)) for s, t in zip(data["input_ids"], data["labels"])]
+            for split, data in tokenized.items()
+        }
+        longest_target = max(len(labels) for labels in tokenized["train"]["labels"])
+        accelerator.print(
+            f"vocabularies: {tokenizer.vocab_size} source, {tokenizer.target_vocab_size} target tokens; pairs: "
+            + ", ".join(f"{len(data)} {split}" for split, data in tokenized.items())
+        )
+
+        # 3. Model (built after seeding), pretrained vectors in its embeddings, generation defaults from the data
+        config = model_config(args, tokenizer.vocab_size, tokenizer.target_vocab_size)
+        model = GruSeq2SeqForConditionalGeneration(config)
+        coverage = {}
+        for side, path, embedding, vocab in (
+            ("source", args.source_vectors, model.get_input_embeddings(), tokenizer.get_vocab()),
+            ("target", args.target_vectors, model.get_decoder().embed_tokens, tokenizer.get_target_vocab()),
+        ):
+            if path is None:
+                continue
+            vectors = load_vectors_for_embedding(path, config.embedding_size, args.project_vectors, args.seed)
+            scale = args.vectors_scale
+            if scale is None:  # the random rows' mean norm, initializer_range * sqrt(embedding_size)
+                mean_norm = vectors.vectors.norm(dim=1).mean().item()
+                scale = config.initializer_range * math.sqrt(config.embedding_size) / mean_norm
+            found = initialize_embeddings(embedding, vocab, vectors, scale=float(scale))
+            coverage[side] = {"vectors": Path(path).name, "coverage": found.coverage, "found": found.found}
+            coverage[side].update(total=found.total, scale=float(scale), missing_examples=found.missing[:10])
+            accelerator.print(
+                f"{side} vectors {Path(path).name}: {found.found}/{found.total} words ({found.coverage:.1%}) found, "
+                f"scaled x{scale:.2f}; e.g. missing {found.missing[:5]}"
+            )
+        model.generation_config.max_new_tokens = longest_target  # generate() would otherwise stop at 20 tokens
+        model.generation_config.suppress_tokens = tokenizer.suppress_token_ids  # never xxunk/xxpad/xxbos (`no_unk`)
+        accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
 
     # 4. Length-bucketed batches (accelerate shards whole batches across processes), optimizer
     train_sampler = SortishBatchSampler(lengths["train"], args.per_device_train_batch_size, seed=args.seed)
@@ -420,4 +483,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    script_steps.run_script(main)

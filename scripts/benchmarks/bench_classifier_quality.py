@@ -114,7 +114,13 @@ def ulmfit_command(args, folder: Path) -> list[str]:
     return [
         sys.executable,
         str(REPO / "scripts" / "train_classifier.py"),
-        *("--model_name_or_path", args.language_model, "--output_dir", str(folder / "ulmfit")),
+        *(
+            "--model_name_or_path",
+            args.language_model,
+            "--output_dir",
+            str(folder / "ulmfit"),
+            "--overwrite_output_dir",
+        ),
         *("--train_file", str(folder / "train.parquet"), "--validation_file", str(folder / "test.parquet")),
         *("--unfreeze", "1,2,3,all", "--learning_rates", "2e-2,1e-2,5e-3,1e-3", "--epochs", args.ulmfit_epochs),
         *("--per_device_train_batch_size", str(args.batch_size), "--seed", str(args.seed)),

@@ -284,7 +284,7 @@ def main():
         *("--precompute", "--cache_dir", args.cache_dir / "features"),
         *("--num_train_epochs", args.epochs, "--learning_rate", args.learning_rate, "--loss", args.loss),
         *("--per_device_train_batch_size", args.batch_size, "--per_device_eval_batch_size", 256),
-        *("--seed", args.seed, "--output_dir", model_dir),
+        *("--seed", args.seed, "--output_dir", model_dir, "--overwrite_output_dir"),
     ]
     argv = [str(value) for value in argv]
 

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from ulmfit.models.awd_lstm.convert_fastai_checkpoint import FastaiCheckpointError, file_sha256
+from ulmfit.training.script_steps import UsageError
 
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fastai"
@@ -105,14 +106,15 @@ def test_encoder_of_a_classifier_on_request(script, tmp_path):
 
 def test_bad_input_fails_with_a_clear_error(script, tmp_path):
     args = ["--vocab", FIXTURES / "vocab.pkl", "--output_dir", tmp_path / "out"]
-    with pytest.raises(FastaiCheckpointError, match="not a PyTorch checkpoint"):
+    with pytest.raises(UsageError, match="not a PyTorch checkpoint") as error:
         script(["--checkpoint", FIXTURES / "vocab.txt", *args])
+    assert isinstance(error.value.__cause__, FastaiCheckpointError)
     with pytest.raises(ValueError, match="name=value pairs"):
         script(["--checkpoint", FIXTURES / "clas.pth", *args, "--config_overrides", "bpt3c_chunk_size"])
     assert not (tmp_path / "out").exists()
 
 
-def test_command_line_reports_a_bad_file_in_one_line(tmp_path, monkeypatch):
+def test_command_line_reports_a_bad_file_in_one_line(tmp_path, monkeypatch, capsys):
     args = [
         "--checkpoint",
         FIXTURES / "vocab.txt",
@@ -124,6 +126,7 @@ def test_command_line_reports_a_bad_file_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", [SCRIPT.name, *map(str, args)])
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(SCRIPT), run_name="__main__")
-    message = exit_info.value.code  # sys.exit(str): printed to stderr, exit status 1
+    assert exit_info.value.code == 2  # a usage error, as argparse reports a bad flag
+    message = capsys.readouterr().err
     assert message.startswith("convert_fastai_checkpoint.py: error: vocab.txt is not a PyTorch checkpoint")
-    assert "\n" not in message and not (tmp_path / "out").exists()
+    assert message.count("\n") == 1 and not (tmp_path / "out").exists()

@@ -8,7 +8,9 @@ from huggingface_hub import ModelCard
 from resume_helpers import TRACKING_ARGS, assert_same_run, resume
 from transformers import AutoModelForSequenceClassification, pipeline
 
+from ulmfit import AwdLstmTokenizer
 from ulmfit.model_card import check_hub_metadata
+from ulmfit.training.script_steps import UsageError
 
 
 @pytest.fixture
@@ -115,6 +117,16 @@ def test_validation_labels_never_seen_in_training_fail_clearly(script, saved_lm,
         )
 
 
+def test_a_folder_whose_tokenizer_is_larger_than_its_model_fails_before_training(
+    script, saved_lm, reviews, corpus, tmp_path
+):
+    # the tokenizer of a larger vocabulary saved over the model's own: its high ids would mean nothing to the model
+    AwdLstmTokenizer.train([*corpus, *(f"word{i}" for i in range(40))], min_freq=1).save_pretrained(saved_lm)
+    with pytest.raises(UsageError, match=r"--model_name_or_path: .*tokenizer.*\d+.*\d+"):
+        script(common_args(saved_lm, reviews) + ["--output_dir", tmp_path / "out"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_stage_options_must_line_up(script, saved_lm, reviews, tmp_path):
     with pytest.raises(ValueError, match="one value per stage"):
         script([*common_args(saved_lm, reviews), "--epochs", "1"])  # two stages, one epoch count
@@ -140,7 +152,8 @@ def test_epoch_checkpoints_resume_and_push_to_hub_uploads_the_classifier_then_it
     args = common_args(saved_lm, reviews)
     reference = tmp_path / "reference"
     script([*args, "--output_dir", reference, "--checkpointing_steps", "epoch"])
-    script([*args, "--output_dir", reference, "--push_to_hub", "--hub_model_id", "me/tiny-ulmfit"])
+    again = ["--overwrite_output_dir", "--push_to_hub", "--hub_model_id", "me/tiny-ulmfit"]  # a second run there
+    script([*args, "--output_dir", reference, *again])
     assert_same_run(resume(script, args, reference, "epoch_1", tmp_path), reference)
 
     pushed = remote / "me" / "tiny-ulmfit"

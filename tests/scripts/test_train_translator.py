@@ -160,7 +160,8 @@ def test_epoch_checkpoint_resume_and_push_to_hub_uploads_the_translator_then_its
     script([*args, "--output_dir", reference, "--checkpointing_steps", "epoch"])
     assert_same_run(resume(script, args, reference, "epoch_0", tmp_path), reference)
 
-    script([*args, "--output_dir", reference, "--push_to_hub", "--hub_model_id", "me/tiny-translator"])
+    again = ["--overwrite_output_dir", "--push_to_hub", "--hub_model_id", "me/tiny-translator"]  # a second run there
+    script([*args, "--output_dir", reference, *again])
     pushed = remote / "me" / "tiny-translator"
     assert uploads == ["folder", "README.md"]  # the card last, so that nothing overwrites it
     assert not list(pushed.glob("epoch_*")) and not (pushed / "tokenizer").exists()

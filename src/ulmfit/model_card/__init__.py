@@ -256,9 +256,16 @@ def script_command() -> str:
     return " ".join(shlex.quote(part) for part in ["python", *sys.argv])
 
 
+# Arguments that say how a run was handled, not how the model was trained
+_NOT_HYPERPARAMETERS = {"hub_token", "overwrite_output_dir", "debug"}
+
+
 def script_hyperparameters(args) -> dict:
-    """A training script's arguments as the card's hyperparameter table (unset ones and the token left out)."""
-    return {name: value for name, value in asdict(args).items() if value is not None and name != "hub_token"}
+    """A training script's arguments as the card's hyperparameter table (unset ones, the token and the run-handling
+    flags left out)."""
+    return {
+        name: value for name, value in asdict(args).items() if value is not None and name not in _NOT_HYPERPARAMETERS
+    }
 
 
 __all__ = [

@@ -6,9 +6,12 @@ every process's RNG states), `training_state.json` (where in the schedule the ru
 run would start its next window from zeros and drift from the uninterrupted one.
 
 It is written to `<name>.tmp` and renamed once complete, so a run killed mid-write leaves no folder that `latest`
-could pick up.
+could pick up; the next save, and a resumed run, remove such a stale `.tmp`. A save that fails (a full disk, a folder
+that became unwritable) is refused before writing when the free space is clearly too small, and otherwise removes its
+partial `.tmp` and raises a one-line `DiskWriteError` on every process: the earlier checkpoints stay as they were.
 """
 
+import errno
 import json
 import os
 import re
@@ -17,29 +20,74 @@ from pathlib import Path
 
 import torch
 
+from .safe_writes import (
+    SMALL_FILES_BYTES,
+    DiskWriteError,
+    check_free_space,
+    disk_write_error,
+    remove_stale_temporaries,
+    state_bytes,
+)
+
 
 _CHECKPOINT_NAME = re.compile(r"^(step|epoch)_(\d+)$")
 
 
+def checkpoint_bytes(accelerator, recurrent_state) -> int:
+    """Roughly what `save_checkpoint` writes: the prepared models' weights, the optimizers' states (both registered
+    by `prepare`, which is where `save_state` finds them too), the recurrent state, and the small files."""
+    models = [model.state_dict() for model in accelerator._models]
+    optimizers = [optimizer.state_dict()["state"] for optimizer in accelerator._optimizers]
+    return state_bytes(models, optimizers, recurrent_state) + SMALL_FILES_BYTES
+
+
 def save_checkpoint(accelerator, output_dir, name: str, training_state: dict, scheduler, recurrent_state) -> Path:
-    """Write checkpoint `name` atomically; every process must call it."""
-    final = Path(output_dir) / name
+    """
+    Write checkpoint `name` atomically; every process must call it. A save that fails on any process removes the
+    partial `<name>.tmp` and raises a `DiskWriteError` (or the original error, when it was no disk fault) on every
+    process, so that none waits for the others forever; the earlier checkpoints are left as they were.
+    """
+    output_dir = Path(output_dir)
+    final = output_dir / name
     partial = final.with_name(name + ".tmp")
+    what = f"checkpoint {name}"
+    needed = checkpoint_bytes(accelerator, recurrent_state)
     if accelerator.is_main_process:
-        shutil.rmtree(partial, ignore_errors=True)
+        remove_stale_temporaries(output_dir)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    state = None if recurrent_state is None else [(h.cpu(), c.cpu()) for h, c in recurrent_state]
-    torch.save(state, partial / f"recurrent_state_{accelerator.process_index}.pt")
-    if accelerator.is_main_process:
-        torch.save(scheduler.state_dict(), partial / "scheduler.pt")
-        (partial / "training_state.json").write_text(json.dumps(training_state, indent=2))
-    accelerator.wait_for_everyone()
+    failure = None
+    try:
+        check_free_space(output_dir, needed, what)
+        accelerator.save_state(str(partial))
+        state = None if recurrent_state is None else [(h.cpu(), c.cpu()) for h, c in recurrent_state]
+        torch.save(state, partial / f"recurrent_state_{accelerator.process_index}.pt")
+        if accelerator.is_main_process:
+            torch.save(scheduler.state_dict(), partial / "scheduler.pt")
+            (partial / "training_state.json").write_text(json.dumps(training_state, indent=2))
+    except Exception as error:  # kept until every process knows, below
+        failure = error
+        accelerator.set_trigger()
+    # Every process learns whether any of them failed; this collective also waits until all have written.
+    if accelerator.check_trigger():
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        raise _save_failure(failure, output_dir, needed, what, partial.name)
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
     accelerator.wait_for_everyone()
     return final
+
+
+def _save_failure(failure: Exception | None, output_dir: Path, needed: int, what: str, partial: str) -> Exception:
+    """What a process raises after a failed checkpoint save: its own error as a `DiskWriteError`, the error as it
+    was when it was no disk fault, or (on a process whose own writes worked) that another process failed."""
+    left_on_disk = f"no partial {partial} is left, earlier checkpoints are intact"
+    if failure is None:
+        message = f"{what} not saved: another process failed to write it; {left_on_disk}"
+        return DiskWriteError(errno.EIO, message, str(output_dir))
+    return disk_write_error(failure, output_dir, needed, what, left_on_disk) or failure
 
 
 def latest_checkpoint(output_dir) -> Path | None:
@@ -82,6 +130,10 @@ def resume_from(accelerator, resume_from_checkpoint: str | None, output_dir, sch
     under `log`, with what `load_checkpoint` restores. A fresh start gives `start`, an empty log, and no scheduler
     or recurrent state.
     """
+    if accelerator.is_main_process:
+        for stale in remove_stale_temporaries(output_dir):
+            accelerator.print(f"removed {stale.name}, left by an interrupted save")
+    accelerator.wait_for_everyone()
     checkpoint = None
     if resume_from_checkpoint:
         checkpoint = latest_checkpoint(output_dir) if resume_from_checkpoint == "latest" else resume_from_checkpoint
@@ -95,4 +147,4 @@ def resume_from(accelerator, resume_from_checkpoint: str | None, output_dir, sch
     return training_state, training_log, scheduler, recurrent_state
 
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "resume_from", "save_checkpoint"]
+__all__ = ["checkpoint_bytes", "latest_checkpoint", "load_checkpoint", "resume_from", "save_checkpoint"]

@@ -14,22 +14,47 @@ Everything random comes from `(seed, epoch)`, so a run resumed at step k of epoc
 have seen.
 """
 
+import math
 import os
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import datasets
 import torch
 
+from .script_steps import MissingInputError, UsageError
 
+
+TEXT_FILE_FORMATS = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt")
 _BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text"}
 
 
-def _builder_for(path: str) -> tuple[str, dict]:
+def _builder_for(path: str, flag: str) -> tuple[str, dict]:
     suffix = Path(path).suffix.lower()
     if suffix not in _BUILDERS:
-        raise ValueError(f"Unsupported file type {suffix!r} for {path}: use one of {sorted(_BUILDERS)}.")
+        raise UsageError(
+            f"Unsupported file type {suffix!r} for {flag} {path}: use one of {', '.join(TEXT_FILE_FORMATS)}."
+        )
     return _BUILDERS[suffix], ({"delimiter": "\t"} if suffix == ".tsv" else {})
+
+
+def load_dataset_or_explain(*args, flags: Mapping[str, str], **kwargs):
+    """
+    `datasets.load_dataset(*args, **kwargs)`, with the failures a user causes (a dataset that is neither a folder
+    nor on the Hub or in the cache, an unknown configuration, a file holding only a header) raised as a
+    `UsageError` naming the flag: `flags` maps `name` (the dataset) and each split to its flag.
+    """
+    try:
+        return datasets.load_dataset(*args, **kwargs)
+    except ValueError as error:
+        empty = re.search(r'Instruction "(\w+)" corresponds to no data', str(error))
+        if empty:  # the split's file has no row (a header, or an empty json list)
+            split = empty.group(1)
+            raise UsageError(f"{flags.get(split, flags['name'])} holds no rows (a header only?).") from error
+        raise UsageError(f"{flags['name']}: {error}") from error
+    except (FileNotFoundError, ConnectionError) as error:
+        raise UsageError(f"{flags['name']}: {error}") from error
 
 
 def load_text_datasets(
@@ -42,48 +67,83 @@ def load_text_datasets(
     streaming: bool = False,
     seed: int = 42,
     extra_columns: Sequence[str] = (),
+    column_flags: Mapping[str, str] | None = None,
 ) -> datasets.DatasetDict | datasets.IterableDatasetDict:
     """
     A `train` and a `validation` split with a `text` column, from a Hub dataset (`dataset_name`, e.g. `wikitext` /
     `wikitext-103-raw-v1`) or local files (csv, tsv, json/jsonl, parquet, txt). Without a validation split or file,
     `validation_split_percentage` percent of the training texts are held out (not in streaming mode).
 
-    Raises clear errors for a missing, empty or unsupported file, an unknown column, and an empty split.
+    `column_flags` maps each of `extra_columns` to the flag that named it (`--text_column` names `text_column`).
+
+    Raises a `UsageError` naming the flag for a missing, empty or unsupported file, a dataset that cannot be found,
+    a column that is not in the data (listing the columns there are), an empty split, and missing values.
     """
     if (dataset_name is None) == (train_file is None):
-        raise ValueError("Pass either `dataset_name` (a Hub dataset) or `train_file` (a local file), not both.")
+        raise UsageError("Give either --dataset_name (a Hub dataset) or --train_file (a local file), not both.")
     if dataset_name is not None:
-        raw = datasets.load_dataset(dataset_name, dataset_config_name, streaming=streaming)
+        if validation_file is not None:
+            raise UsageError("--validation_file goes with --train_file; a --dataset_name brings its own splits.")
+        flags = {"name": f"--dataset_name {dataset_name}"}
+        raw = load_dataset_or_explain(dataset_name, dataset_config_name, streaming=streaming, flags=flags)
+        if "train" not in raw:
+            raise UsageError(f"--dataset_name {dataset_name} has no train split; its splits are {list(raw)}.")
     else:
+        if dataset_config_name is not None:
+            raise UsageError("--dataset_config_name goes with --dataset_name, not with --train_file.")
         data_files = {"train": train_file}
         if validation_file is not None:
             data_files["validation"] = validation_file
         builders = []
         for split, path in data_files.items():
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"--{split}_file {path} does not exist.")
+                raise MissingInputError(f"--{split}_file {path} does not exist.")
             if os.path.getsize(path) == 0:
-                raise ValueError(f"--{split}_file {path} is empty.")
-            builders.append(_builder_for(path))
+                raise UsageError(f"--{split}_file {path} is empty.")
+            builders.append(_builder_for(path, f"--{split}_file"))
         if any(builder != builders[0] for builder in builders):
-            raise ValueError("`train_file` and `validation_file` must have the same format.")
+            raise UsageError("--train_file and --validation_file must have the same format.")
         builder, options = builders[0]
-        raw = datasets.load_dataset(builder, data_files=data_files, streaming=streaming, **options)
+        flags = {"name": f"--train_file {train_file}"}
+        flags.update({split: f"--{split}_file {path}" for split, path in data_files.items()})
+        raw = load_dataset_or_explain(builder, data_files=data_files, streaming=streaming, flags=flags, **options)
 
-    columns = raw["train"].column_names
-    if columns is None:  # a streamed dataset may only know its columns once a row is read
-        columns = list(next(iter(raw["train"])).keys())
-    missing = [name for name in (text_column, *extra_columns) if name not in columns]
-    if missing:
-        raise ValueError(
-            f"Column(s) {missing} not found in the training data; its columns are {columns}. "
-            "Pick the text with --text_column."
-        )
+    # every column asked for, in every split read, named by its flag when it is missing
+    column_flags = {text_column: "--text_column", **(column_flags or {})}
+    for split_name in [name for name in ("train", "validation") if name in raw]:
+        columns = raw[split_name].column_names
+        if columns is None:  # a streamed dataset may only know its columns once a row is read
+            first = next(iter(raw[split_name]), None)
+            if first is None:
+                raise UsageError(f"{flags.get(split_name, flags['name'])} holds no rows.")
+            columns = list(first.keys())
+        missing = [name for name in (text_column, *extra_columns) if name not in columns]
+        if missing:
+            named_by = " / ".join(column_flags.get(name, repr(name)) for name in missing)
+            raise UsageError(
+                f"Column(s) {missing} not found in the {split_name} data ({flags.get(split_name, flags['name'])}); "
+                f"its columns are {columns}. Pick {'it' if len(missing) == 1 else 'them'} with {named_by}."
+            )
+        if not streaming:  # a missing text or label cannot be tokenized or learned
+            for name in (text_column, *extra_columns):
+                missing = raw[split_name].data.column(name).null_count
+                if missing:
+                    raise UsageError(
+                        f"{missing} rows of the {split_name} data ({flags.get(split_name, flags['name'])}) have no "
+                        f"value in {column_flags.get(name, 'column')} {name!r}: fill them in or remove those rows."
+                    )
     if "validation" not in raw:
         if streaming:
-            raise ValueError("In streaming mode, give a validation split or --validation_file.")
+            raise UsageError("In streaming mode, give a validation split or --validation_file.")
         if not 0 < validation_split_percentage < 100:
-            raise ValueError(f"`validation_split_percentage` must be in (0, 100), got {validation_split_percentage}.")
+            raise UsageError(f"--validation_split_percentage must be in (0, 100), got {validation_split_percentage}.")
+        rows = len(raw["train"])
+        held_out = math.ceil(rows * validation_split_percentage / 100)  # as `train_test_split` rounds
+        if rows == 0 or held_out >= rows:
+            raise UsageError(
+                f"{flags.get('train', flags['name'])} has {rows or 'no'} row(s): too few to hold "
+                f"{validation_split_percentage:g}% out for validation; give more rows or a --validation_file."
+            )
         split = raw["train"].train_test_split(test_size=validation_split_percentage / 100, seed=seed)
         raw = datasets.DatasetDict({"train": split["train"], "validation": split["test"]})
     keep = [text_column, *extra_columns]
@@ -97,7 +157,7 @@ def load_text_datasets(
     if not streaming:
         for split_name in ("train", "validation"):
             if len(raw[split_name]) == 0:
-                raise ValueError(f"The {split_name} split has no rows.")
+                raise UsageError(f"The {split_name} split ({flags.get(split_name, flags['name'])}) has no rows.")
     return raw
 
 
@@ -266,4 +326,11 @@ class StreamingLanguageModelStream:
             index += 1
 
 
-__all__ = ["LanguageModelStream", "StreamingLanguageModelStream", "load_text_datasets", "variable_bptt_lengths"]
+__all__ = [
+    "TEXT_FILE_FORMATS",
+    "LanguageModelStream",
+    "StreamingLanguageModelStream",
+    "load_dataset_or_explain",
+    "load_text_datasets",
+    "variable_bptt_lengths",
+]

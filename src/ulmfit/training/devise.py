@@ -23,8 +23,10 @@ class name works as a candidate label.
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +41,10 @@ from transformers import AutoImageProcessor
 from .. import metrics
 from ..models.devise.image_processing_devise import DeviseImageProcessor, open_image
 from ..models.devise.tokenization_devise import DeviseTokenizer, load_devise_word_vectors, read_word_vectors
+from .data import load_dataset_or_explain
+from .safe_writes import SMALL_FILES_BYTES, DiskWriteError, state_bytes, write_file_atomically
 from .samplers import SortedBatchSampler, loader_for
+from .script_steps import MissingInputError, UsageError
 
 
 # how DeviseTokenizer cuts a text into words, and the punctuation it strips around them
@@ -81,18 +86,36 @@ def load_image_datasets(
     """
     sources = [dataset_name, train_file, train_dir]
     if sum(source is not None for source in sources) != 1:
-        raise ValueError("Give exactly one of --dataset_name, --train_file and --train_dir.")
+        raise UsageError("Give exactly one of --dataset_name, --train_file and --train_dir.")
+    for flag, value, goes_with, source in (
+        ("--validation_file", validation_file, "--train_file", train_file),
+        ("--validation_dir", validation_dir, "--train_dir", train_dir),
+        ("--validation_split", validation_split, "--dataset_name", dataset_name),
+        ("--dataset_config_name", dataset_config_name, "--dataset_name", dataset_name),
+    ):
+        if value is not None and source is None:
+            raise UsageError(f"{flag} goes with {goes_with}, which is not given.")
     if dataset_name is not None:
-        raw = datasets.load_dataset(dataset_name, dataset_config_name)
+        raw = load_dataset_or_explain(
+            dataset_name, dataset_config_name, flags={"name": f"--dataset_name {dataset_name}"}
+        )
+        for flag, split in (("--train_split", train_split), ("--validation_split", validation_split)):
+            if split is not None and split not in raw:
+                raise UsageError(f"{flag} {split!r} is not a split of {dataset_name}; its splits are {list(raw)}.")
         names = [validation_split] if validation_split else ["validation", "valid", "test"]
         splits = {"train": raw[train_split]}
         if present := [name for name in names if name in raw]:
             splits["validation"] = raw[present[0]]
     elif train_dir is not None:
         data_files = {"train": os.path.join(train_dir, "**")}
+        flags = {"name": f"--train_dir {train_dir}", "train": f"--train_dir {train_dir}"}
         if validation_dir:
             data_files["validation"] = os.path.join(validation_dir, "**")
-        splits = dict(datasets.load_dataset("imagefolder", data_files=data_files))
+            flags["validation"] = f"--validation_dir {validation_dir}"
+        for flag, folder in (("--train_dir", train_dir), ("--validation_dir", validation_dir)):
+            if folder is not None and not os.path.isdir(folder):
+                raise MissingInputError(f"{flag} {folder}: no such folder.")
+        splits = dict(load_dataset_or_explain("imagefolder", data_files=data_files, flags=flags))
     else:
         data_files = {
             "train": train_file,
@@ -100,11 +123,20 @@ def load_image_datasets(
         }
         for split, path in data_files.items():
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"--{split}_file {path} does not exist.")
-        suffix = Path(train_file).suffix.lower()
-        if suffix not in _BUILDERS:
-            raise ValueError(f"Unsupported file type {suffix!r}: use one of {sorted(_BUILDERS)}.")
-        splits = dict(datasets.load_dataset(_BUILDERS[suffix], data_files=data_files))
+                raise MissingInputError(f"--{split}_file {path} does not exist.")
+            suffix = Path(path).suffix.lower()
+            if suffix not in _BUILDERS:
+                raise UsageError(
+                    f"Unsupported file type {suffix!r} for --{split}_file: use one of {sorted(_BUILDERS)}."
+                )
+        if Path(train_file).suffix.lower() != Path(data_files.get("validation", train_file)).suffix.lower():
+            raise UsageError("--train_file and --validation_file must have the same format.")
+        flags = {
+            "name": f"--train_file {train_file}",
+            **{split: f"--{split}_file {p}" for split, p in data_files.items()},
+        }
+        builder = _BUILDERS[Path(train_file).suffix.lower()]
+        splits = dict(load_dataset_or_explain(builder, data_files=data_files, flags=flags))
         for split, dataset in splits.items():
             if getattr(dataset.features.get(image_column), "dtype", None) in ("string", "large_string"):
                 # image paths in a csv/json file are relative to that file
@@ -114,13 +146,27 @@ def load_image_datasets(
                     input_columns=image_column,
                     batched=True,
                 )
+    if not 0 < validation_split_percentage < 100:
+        raise UsageError(f"--validation_split_percentage must be in (0, 100), got {validation_split_percentage}.")
     if "validation" not in splits:
+        rows = len(splits["train"])
+        if math.ceil(rows * validation_split_percentage / 100) >= rows:
+            raise UsageError(
+                f"The training images ({rows or 'none'}) are too few to hold {validation_split_percentage:g}% out "
+                "for validation: give more, or validation images."
+            )
         held_out = splits["train"].train_test_split(validation_split_percentage / 100, seed=seed)
         splits = {"train": held_out["train"], "validation": held_out["test"]}
     for split, dataset in splits.items():
+        flags = {image_column: "--image_column", label_column: "--label_column"}
         missing = [name for name in (image_column, label_column) if name not in dataset.column_names]
         if missing:
-            raise ValueError(f"Column(s) {missing} not in the {split} data; its columns are {dataset.column_names}.")
+            raise UsageError(
+                f"Column(s) {missing} not in the {split} data; its columns are {dataset.column_names}. Pick "
+                f"{'it' if len(missing) == 1 else 'them'} with {' / '.join(flags[name] for name in missing)}."
+            )
+        if len(dataset) == 0:
+            raise UsageError(f"The {split} data has no images.")
         if isinstance(dataset.features[image_column], datasets.Image):
             splits[split] = dataset.cast_column(image_column, datasets.Image(decode=False))
     for split, limit in (("train", max_train_samples), ("validation", max_eval_samples)):
@@ -142,13 +188,13 @@ def class_synonyms(
     if class_names:
         names = [line.strip() for line in Path(class_names).read_text(encoding="utf-8").rstrip().splitlines()]
         if "" in names:
-            raise ValueError(f"Line {names.index('') + 1} of --class_names {class_names} is empty.")
+            raise UsageError(f"Line {names.index('') + 1} of --class_names {class_names} is empty.")
     elif hasattr(feature, "names"):
         names = list(feature.names)
     elif all(isinstance(value, str) for split_values in values.values() for value in split_values):
         names = sorted({value for split_values in values.values() for value in split_values})
     else:
-        raise ValueError(
+        raise UsageError(
             f"The labels of --label_column {label_column!r} are ids without names; give the name of every id "
             "with --class_names FILE (one per line), since DeViSE needs words to find their vectors."
         )
@@ -161,7 +207,11 @@ def class_synonyms(
         ids = [index.get(value, -1) if isinstance(value, str) else value for value in split_values]
         bad = sorted({value for value, id_ in zip(split_values, ids) if not 0 <= id_ < len(names)}, key=str)
         if bad:
-            raise ValueError(f"{split} labels {bad[:10]} are not among the {len(names)} class names.")
+            source = f" of --class_names {class_names}" if class_names else ""
+            raise UsageError(
+                f"{split} labels {bad[:10]} are not among the {len(names)} class names{source} (--label_column "
+                f"{label_column})."
+            )
         labels[split] = ids
     return synonyms, labels
 
@@ -173,17 +223,17 @@ def parse_unseen_classes(value: str | None, names: list[str]) -> list[int]:
     entries = Path(value).read_text(encoding="utf-8").splitlines() if os.path.isfile(value) else value.split(",")
     entries = [entry.strip() for entry in entries if entry.strip()]
     if not entries:
-        raise ValueError(f"--unseen_classes {value!r} names no class; leave it out to hold no class out.")
+        raise UsageError(f"--unseen_classes {value!r} names no class; leave it out to hold no class out.")
     by_name = {}
     for class_id, name in enumerate(names):
         by_name.setdefault(name.lower(), []).append(class_id)
     unknown = [entry for entry in entries if entry.lower() not in by_name]
     if unknown:
         hints = {entry: difflib.get_close_matches(entry, names, n=3) for entry in unknown}
-        raise ValueError(f"--unseen_classes names unknown classes (closest class names): {hints}.")
+        raise UsageError(f"--unseen_classes names unknown classes (closest class names): {hints}.")
     unseen = sorted({class_id for entry in entries for class_id in by_name[entry.lower()]})
     if len(unseen) == len(names):
-        raise ValueError("--unseen_classes holds out every class: nothing would be left to train on.")
+        raise UsageError("--unseen_classes holds out every class: nothing would be left to train on.")
     return unseen
 
 
@@ -362,7 +412,7 @@ def build_devise_data(
     unseen = parse_unseen_classes(unseen_classes, names)
     dropped = [names[class_id] for class_id in vocabulary.without_vector]
     if dropped and not drop_classes_without_vectors:
-        raise ValueError(
+        raise UsageError(
             f"No word of these class names has a vector in {word_vectors}: {dropped}. Rename them (a synonym "
             "after a comma in --class_names), use other vectors, or leave them out with "
             "--drop_classes_without_vectors."
@@ -371,7 +421,7 @@ def build_devise_data(
     new_id = {class_id: position for position, class_id in enumerate(kept)}  # class ids after the drop
     unseen = [new_id[class_id] for class_id in unseen if class_id in new_id]
     if unseen_classes is not None and not unseen:
-        raise ValueError("Every class of --unseen_classes was dropped for want of a word vector.")
+        raise UsageError("Every class of --unseen_classes was dropped for want of a word vector.")
     seen = [class_id for class_id in range(len(kept)) if class_id not in set(unseen)]
     seen_position = {class_id: position for position, class_id in enumerate(seen)}
     train_rows = [row for row, y in enumerate(labels["train"]) if new_id.get(y) in seen_position]
@@ -379,7 +429,10 @@ def build_devise_data(
     valid_rows = [row for row, y in enumerate(labels["validation"]) if y in new_id]
     valid_labels = [new_id[labels["validation"][row]] for row in valid_rows]
     if not train_rows or not valid_rows:
-        raise ValueError(f"{len(train_rows)} training and {len(valid_rows)} validation images are left to use.")
+        raise UsageError(
+            f"{len(train_rows)} training and {len(valid_rows)} validation images are left to use: check "
+            "--unseen_classes and the data."
+        )
     return DeviseData(
         splits=splits,
         names=[names[class_id] for class_id in kept],
@@ -429,7 +482,8 @@ def feature_cache_key(
 @torch.no_grad()
 def backbone_features(model, loader: DataLoader, device, cache_file: Path | None, description: str) -> torch.Tensor:
     """The concat-pooled features `(images, 2 * backbone_hidden_size)` of a loader's images, read from or written to
-    `cache_file` (the notebook's `precompute=True`)."""
+    `cache_file` (the notebook's `precompute=True`). A cache that cannot be written (a full disk, a read-only
+    folder) leaves no partial file and is only warned about."""
     if cache_file is not None and cache_file.exists():
         return load_file(cache_file)["features"]
     model.eval()
@@ -437,11 +491,19 @@ def backbone_features(model, loader: DataLoader, device, cache_file: Path | None
         model.get_backbone_features(batch["pixel_values"].to(device))[0].float().cpu()
         for batch in tqdm(loader, desc=description)
     ]
-    features = torch.cat(chunks)
+    features = torch.cat(chunks).contiguous()
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"features": features.contiguous()}, str(cache_file) + ".tmp")
-        os.replace(str(cache_file) + ".tmp", cache_file)
+        try:
+            write_file_atomically(
+                cache_file,
+                lambda path: save_file({"features": features}, str(path)),
+                state_bytes(features) + SMALL_FILES_BYTES,
+                "the feature cache",
+            )
+        except DiskWriteError as error:
+            # The cache only spares the next run this work; this run has the features, and the other processes
+            # (waiting for this one in `main_process_first`) compute their own.
+            warnings.warn(str(error), stacklevel=2)
     return features
 
 

@@ -18,6 +18,7 @@ The notebook starts both translator embeddings from fastText vectors: each vocab
 
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from torch.nn import functional as F
 
 from .. import metrics
 from .data import load_text_datasets
+from .script_steps import UsageError
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -63,13 +65,12 @@ def load_pairs(
             validation_split_percentage,
             seed=seed,
             extra_columns=[second],
+            column_flags={source_column: "--source_column", target_column: "--target_column"},
         )
-    except ValueError as error:
-        if "not found in the training data" in str(error):
-            message = str(error).replace(
-                "Pick the text with --text_column", "Pick them with --source_column/--target_column"
-            )
-            raise ValueError(message) from error
+    except UsageError as error:
+        if "not found in the" in str(error):  # either column may be the wrong one: both flags are named
+            message = re.sub(r"Pick (it|them) with .*$", "Pick them with --source_column/--target_column.", str(error))
+            raise UsageError(message) from error
         raise
     names = {"text": "source" if first == source_column else "target"}
     names[second] = "target" if second == target_column else "source"
@@ -84,7 +85,7 @@ def drop_blank_pairs(dataset: datasets.Dataset, split: str, accelerator) -> data
     if len(kept) < len(dataset):
         accelerator.print(f"{split}: dropped {len(dataset) - len(kept)} pairs with an empty or missing sentence")
     if len(kept) == 0:
-        raise ValueError(f"The {split} split has no pair with both sentences present.")
+        raise UsageError(f"The {split} split has no pair with both sentences present.")
     return kept
 
 
@@ -105,7 +106,7 @@ def drop_long_pairs(
         f"max_source_length={max_source_length} / max_target_length={max_target_length} tokens"
     )
     if len(dataset) == 0:
-        raise ValueError("Every training pair is longer than --max_source_length/--max_target_length.")
+        raise UsageError("Every training pair is longer than --max_source_length/--max_target_length: raise them.")
     return dataset
 
 
@@ -227,19 +228,46 @@ def load_word_vectors(path: str | os.PathLike, max_words: int | None = None) -> 
                 dimension = len(line.split(" ")) - 1
             fields = line.rsplit(" ", dimension)
             if len(fields) != dimension + 1 or not fields[0]:
-                raise ValueError(
+                raise UsageError(
                     f"{path}, line {line_number}: expected a word and {dimension} numbers, got {len(fields) - 1}."
                 )
             try:
                 rows.append([float(value) for value in fields[1:]])
             except ValueError as error:
-                raise ValueError(f"{path}, line {line_number}: {error}") from error
+                raise UsageError(f"{path}, line {line_number}: {error}") from error
             words.append(fields[0])
             if max_words is not None and len(words) >= max_words:
                 break
     if not words:
-        raise ValueError(f"{path} holds no word vectors.")
+        raise UsageError(f"{path} holds no word vectors.")
     return WordVectors(words=words, vectors=torch.tensor(rows, dtype=torch.float32))
+
+
+def word_vectors_dimension(path: str | os.PathLike) -> int:
+    """
+    The dimension of a word2vec / fastText / GloVe text file, from its header or first line, without reading the
+    rest (to check `--source_vectors`/`--target_vectors` against the model before any work).
+    """
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            fields = line.rstrip("\r\n").rstrip(" ").split(" ")
+            if fields == [""]:
+                continue
+            if line_number == 1 and len(fields) == 2 and all(value.isdigit() for value in fields):
+                return int(fields[1])  # the word2vec header
+            return len(fields) - 1
+    raise UsageError(f"{path} holds no word vectors.")
+
+
+def check_vectors_fit(path: str, dimension: int, embedding_size: int, project: bool) -> None:
+    """`dimension`-d vectors fit an embedding of `embedding_size`: the same size, or smaller ones with `project`."""
+    if dimension == embedding_size or (dimension < embedding_size and project):
+        return
+    raise UsageError(
+        f"{path} holds {dimension}-d vectors but the model's embedding_size is {embedding_size}: pass "
+        f'--config_overrides "embedding_size={dimension}"'
+        + (", or --project_vectors to map them into the larger embedding." if not project else ".")
+    )
 
 
 def load_vectors_for_embedding(path: str, embedding_size: int, project: bool, seed: int) -> WordVectors:
@@ -250,12 +278,7 @@ def load_vectors_for_embedding(path: str, embedding_size: int, project: bool, se
     vectors = load_word_vectors(path)
     if vectors.dimension == embedding_size:
         return vectors
-    if vectors.dimension > embedding_size or not project:
-        raise ValueError(
-            f"{path} holds {vectors.dimension}-d vectors but the model's embedding_size is {embedding_size}: pass "
-            f'--config_overrides "embedding_size={vectors.dimension}"'
-            + (", or --project_vectors to map them into the larger embedding." if not project else ".")
-        )
+    check_vectors_fit(path, vectors.dimension, embedding_size, project)
     # Orthonormal rows: (x P) . (y P) = x . y, so the vectors keep their geometry in the larger space
     generator = torch.Generator().manual_seed(seed)
     basis, _ = torch.linalg.qr(torch.randn(embedding_size, vectors.dimension, generator=generator))
@@ -385,6 +408,7 @@ __all__ = [
     "TEACHER_FORCING_SCHEDULES",
     "VectorCoverage",
     "WordVectors",
+    "check_vectors_fit",
     "drop_blank_pairs",
     "drop_long_pairs",
     "evaluate_translator",
@@ -394,4 +418,5 @@ __all__ = [
     "load_word_vectors",
     "pair_collator",
     "teacher_forcing_ratio",
+    "word_vectors_dimension",
 ]
