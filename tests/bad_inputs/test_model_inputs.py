@@ -754,3 +754,15 @@ def test_a_2d_greyscale_image_is_replicated_to_three_channels(m):
     for image in (grey, [grey], torch.from_numpy(grey), np.repeat(grey[..., None], 3, axis=-1)):
         torch.testing.assert_close(processor(image, return_tensors="pt")["pixel_values"], expected)
     assert processor([grey, PIL.Image.fromarray(grey)], return_tensors="pt")["pixel_values"].shape == (2, 3, 16, 16)
+
+
+def test_labels_that_fail_leave_the_classifiers_problem_type_unset():
+    # found by a second campaign: float labels of the wrong shape set `multi_label_classification` before failing
+    config = AwdLstmConfig(vocab_size=40, embedding_size=8, hidden_size=12, num_hidden_layers=2, num_labels=3)
+    model = AwdLstmForSequenceClassification(config).eval()
+    ids = torch.randint(9, 40, (2, 5))
+    with pytest.raises(ValueError, match="Multi-label `labels`"):
+        model(ids, labels=torch.tensor([0.0, 1.0]))
+    assert model.config.problem_type is None
+    assert model(ids, labels=torch.tensor([0, 2])).loss.isfinite()
+    assert model.config.problem_type == "single_label_classification"

@@ -162,6 +162,24 @@ def test_a_tokenizer_encodes_an_empty_batch_to_empty_lists(make_tokenizer):
     assert encoded["input_ids"] == [] and encoded["attention_mask"] == []
 
 
+@pytest.mark.parametrize(
+    "as_batch", [tuple, np.array, lambda texts: (text for text in texts)], ids=["tuple", "numpy", "generator"]
+)
+@pytest.mark.parametrize("task", ["sorted-classification", "translation"])
+def test_a_tuple_array_or_generator_of_texts_is_a_batch(pipelines, task, as_batch):
+    # found by a second campaign: the classifier scored the first text only, the translator returned []
+    texts = ["Je suis fatigué.", "Où est la gare ?"] if task == "translation" else TEXTS[:2]
+    kwargs = EMPTY_BATCH_CASES[task]
+    assert pipelines[task](as_batch(texts), **kwargs) == pipelines[task](list(texts), **kwargs)
+    assert len(pipelines[task](as_batch(texts), **kwargs)) == 2
+
+
+def test_the_translators_tokenizer_refuses_a_different_number_of_targets():
+    tokenizer = GruSeq2SeqTokenizer.train(SOURCES, TARGETS)
+    with pytest.raises(ValueError, match=r"`text` has 1 sentences but `text_target` 2"):
+        tokenizer(["Je suis."], text_target=["I'm tired.", "Where"])
+
+
 def test_the_devise_tokenizer_names_candidate_labels_for_an_empty_list():
     with pytest.raises(ValueError, match="candidate_labels"):
         DeviseTokenizer(words=WORDS)([])

@@ -63,6 +63,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     paths["no_label"].write_text(
         "text,label\n" + "\n".join(f"{t},{'' if i == 3 else 'pos' if i % 2 else 'neg'}" for i, t in enumerate(TEXTS))
     )
+    paths["numbers"] = folder / "numbers.parquet"
+    pq.write_table(pa.table({"text": list(range(24))}), paths["numbers"])
     paths["header_only"] = folder / "header_only.csv"
     paths["header_only"].write_text("text,label\n")
     paths["empty"] = folder / "empty.txt"
@@ -200,6 +202,8 @@ CASES = {
         ("train_classifier", CLASSIFIER, ["--label_column", "stars"], "--label_column"),
         ("train_translator", TRANSLATOR, ["--source_column", "de"], "--source_column"),
         ("train_devise", DEVISE, ["--image_column", "picture"], "--image_column"),
+        # a column of numbers is not text: found by a second campaign (it left an empty output folder)
+        ("train_language_model", ["--train_file", "{numbers}", "--output_dir", "OUT"], [], "--text_column"),
     ],
     "too little data, or labels that cannot be used": [
         ("train_language_model", LM, ["--per_device_train_batch_size", 512], "--per_device_train_batch_size"),

@@ -16,7 +16,6 @@ is a `ValueError`, and a tokenizer larger than the model's embedding is refused 
 with the length.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -62,8 +61,10 @@ class AwdLstmTextClassificationPipeline(TextClassificationPipeline):
 
     def __call__(self, inputs, **kwargs):
         is_awd_lstm = getattr(self.model.config, "model_type", None) == "awd_lstm"
-        if is_awd_lstm and not isinstance(inputs, (str, dict, list, tuple)) and isinstance(inputs, Sequence):
-            inputs = list(inputs)  # e.g. a `datasets` column: the stock pipeline would take it for one document
+        if is_awd_lstm and not isinstance(inputs, (str, dict, list)) and hasattr(inputs, "__iter__"):
+            # a tuple, a NumPy array, a `datasets` column: the stock pipeline would take it for one document and
+            # score its first text only
+            inputs = [str(item) if type(item).__name__ == "str_" else item for item in inputs]
         if isinstance(inputs, (list, tuple)):
             if not inputs:
                 return []  # the stock pipeline raises an IndexError for an empty list

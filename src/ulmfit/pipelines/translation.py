@@ -48,14 +48,15 @@ class TranslationPipeline(Pipeline):
     def __call__(self, inputs: str | list[str], **kwargs) -> list[dict[str, str]] | list[list[dict[str, str]]]:
         """
         Args:
-            inputs: one sentence, or a list of sentences (kept in order; `batch_size=` batches them). An empty list
-                gives `[]`.
+            inputs: one sentence, or a list of sentences (kept in order; `batch_size=` batches them). A tuple, a
+                generator, a NumPy array or a `datasets` column is read as a list. An empty list gives `[]`.
             kwargs: generation parameters for this call.
 
         Returns:
             One `{"translation_text": ...}` per sentence; with `num_return_sequences > 1`, a list of them per sentence.
         """
-        if isinstance(inputs, (list, tuple)):
+        if not isinstance(inputs, (str, dict)) and hasattr(inputs, "__iter__"):
+            inputs = [str(text) if type(text).__name__ == "str_" else text for text in inputs]  # NumPy strings too
             if not inputs:
                 return []
             for index, text in enumerate(inputs):

@@ -132,6 +132,12 @@ def load_text_datasets(
                         f"{missing} rows of the {split_name} data ({flags.get(split_name, flags['name'])}) have no "
                         f"value in {column_flags.get(name, 'column')} {name!r}: fill them in or remove those rows."
                     )
+            feature = raw[split_name].features.get(text_column)
+            if getattr(feature, "dtype", "string") not in ("string", "large_string"):
+                raise UsageError(
+                    f"--text_column {text_column!r} of the {split_name} data ({flags.get(split_name, flags['name'])}) "
+                    f"holds {feature.dtype} values, not text: pick the column that holds the texts."
+                )
     if "validation" not in raw:
         if streaming:
             raise UsageError("In streaming mode, give a validation split or --validation_file.")

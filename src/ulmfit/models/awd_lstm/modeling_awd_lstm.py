@@ -801,17 +801,23 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
 
     def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """transformers' convention for `problem_type`, with a clear error for labels the loss cannot take."""
-        batch_size, shape = logits.size(0), tuple(labels.shape)
-        if batch_size == 0:
+        if logits.size(0) == 0:
             raise ValueError("`labels` were given for an empty batch: a loss needs at least one document.")
-        if self.config.problem_type is None:
+        problem_type = self.config.problem_type
+        if problem_type is None:
             if self.num_labels == 1:
-                self.config.problem_type = "regression"
+                problem_type = "regression"
             elif labels.dtype in (torch.long, torch.int):
-                self.config.problem_type = "single_label_classification"
+                problem_type = "single_label_classification"
             else:
-                self.config.problem_type = "multi_label_classification"
-        if self.config.problem_type == "regression":
+                problem_type = "multi_label_classification"
+        loss = self._loss_for(problem_type, logits, labels)
+        self.config.problem_type = problem_type  # inferred from labels that proved usable, as transformers does
+        return loss
+
+    def _loss_for(self, problem_type: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        batch_size, shape = logits.size(0), tuple(labels.shape)
+        if problem_type == "regression":
             if labels.numel() != logits.numel() or labels.size(0) != batch_size:
                 expected = (batch_size,) if self.num_labels == 1 else tuple(logits.shape)
                 raise ValueError(f"Regression `labels` must have shape {expected}, got {shape}.")
@@ -819,7 +825,7 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
                 raise TypeError("Regression `labels` must be numbers, got dtype torch.bool.")
             labels = labels if labels.is_floating_point() else labels.float()
             return F.mse_loss(logits, _check_floats(labels, "labels", logits.dtype).reshape(logits.shape))
-        if self.config.problem_type == "single_label_classification":
+        if problem_type == "single_label_classification":
             if labels.dtype not in (torch.int64, torch.int32):
                 raise TypeError(
                     f"Single-label `labels` must be class ids (an integer tensor), got dtype {labels.dtype}."

@@ -310,6 +310,20 @@ class GruSeq2SeqTokenizer(PythonBackend):
             )
         return 0
 
+    def __call__(self, text=None, text_pair=None, text_target=None, *args, **kwargs):
+        """The base class's `__call__`, refusing a batch of sources and a batch of targets of different sizes (it
+        would return `input_ids` and `labels` with different numbers of rows)."""
+        if (
+            isinstance(text, (list, tuple))
+            and isinstance(text_target, (list, tuple))
+            and len(text) != len(text_target)
+        ):
+            raise ValueError(
+                f"`text` has {len(text)} sentences but `text_target` {len(text_target)}: give one translation per "
+                "source sentence."
+            )
+        return super().__call__(text, text_pair, text_target, *args, **kwargs)
+
     def tokenize(self, text: str, **kwargs) -> list[str]:
         """The words of `text` (source rules; target rules inside `text_target` encoding)."""
         return self._split(text, "text", self.target_lang if self._target_mode else self.source_lang)
