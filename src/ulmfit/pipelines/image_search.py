@@ -5,8 +5,10 @@
 - image -> words: the nearest words of the model's vocabulary (`target="words"`).
 
 Images are searched in a [`DeviseIndex`] over the embeddings of a gallery (built with `DeviseIndex.build` from
-`model.get_image_features` of the gallery images, and saved with `index.save`); words are searched exactly in the
-model's word-vector table. Results are plain JSON-able lists of dicts, best first.
+`model.get_image_features` of the gallery images, and saved with `index.save`): faiss' HNSW index where faiss is
+installed, the pure-torch IVF index otherwise, or exact search (`DeviseIndex.build(..., backend="exact")`); a saved
+gallery loads with whichever is available. Words are searched exactly in the model's word-vector table. Results are
+plain JSON-able lists of dicts, best first.
 """
 
 import os
@@ -18,6 +20,7 @@ from transformers import Pipeline
 
 from ..models.devise.image_processing_devise import open_image
 from ..models.devise.index_devise import DeviseIndex
+from .compatibility import check_tokenizer_fits_model
 
 
 TARGETS = ("images", "words")
@@ -47,7 +50,8 @@ class ImageSearchPipeline(Pipeline):
     Args:
         index (`DeviseIndex` or path, *optional*):
             The gallery to search for `target="images"`; its ids are whatever the gallery was built with (e.g. the row
-            numbers of a dataset).
+            numbers of a dataset). A path is loaded with `DeviseIndex.load` (its saved backend; a faiss gallery is
+            rebuilt as the torch IVF index, with a warning, where faiss is missing).
     """
 
     _load_processor = False
@@ -57,10 +61,17 @@ class ImageSearchPipeline(Pipeline):
 
     def __init__(self, *args, index: DeviseIndex | str | os.PathLike | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        check_tokenizer_fits_model(self.tokenizer, self.model)
         self.index = DeviseIndex.load(index) if isinstance(index, (str, os.PathLike)) else index
         self._word_table = None
 
-    def _sanitize_parameters(self, top_k: int | None = None, target: str | None = None, nprobe: int | None = None):
+    def _sanitize_parameters(
+        self,
+        top_k: int | None = None,
+        target: str | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+    ):
         postprocess_params = {}
         if top_k is not None:
             if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -70,8 +81,11 @@ class ImageSearchPipeline(Pipeline):
             if target not in TARGETS:
                 raise ValueError(f"`target` must be one of {TARGETS}, got {target!r}.")
             postprocess_params["target"] = target
+        # the index checks these: each belongs to one backend
         if nprobe is not None:
             postprocess_params["nprobe"] = nprobe
+        if ef_search is not None:
+            postprocess_params["ef_search"] = ef_search
         return {}, {}, postprocess_params
 
     def __call__(self, inputs, **kwargs) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
@@ -82,7 +96,9 @@ class ImageSearchPipeline(Pipeline):
             inputs: a text, an image (PIL image, path, raw bytes) or a list of them.
             top_k (`int`, *optional*, defaults to 5): results per query.
             target (`str`, *optional*, defaults to `"images"`): search the gallery `"images"` or the model's `"words"`.
-            nprobe (`int`, *optional*): index cells scanned per query (the index's default if not given).
+            nprobe (`int`, *optional*): IVF index only: cells scanned per query (the index's default if not given).
+            ef_search (`int`, *optional*): faiss HNSW index only: candidates kept per query (the index's default if
+                not given).
             batch_size (`int`, *optional*): queries embedded per forward pass.
         """
         if not isinstance(inputs, (list, tuple)):
@@ -92,6 +108,9 @@ class ImageSearchPipeline(Pipeline):
             return []
         # texts and images cannot share a batch, so each kind is run batched on its own, then put back in order
         kinds = [_is_image(item) for item in inputs]
+        for position, item in enumerate(inputs):
+            if not kinds[position] and not isinstance(item, str):
+                raise TypeError(f"A query is a text or an image, got {type(item).__name__} (item {position}).")
         results = [None] * len(inputs)
         for kind in (False, True):
             positions = [position for position, is_image in enumerate(kinds) if is_image == kind]
@@ -117,7 +136,14 @@ class ImageSearchPipeline(Pipeline):
             embeds = self.model.get_text_features(model_inputs["input_ids"], model_inputs["attention_mask"])
         return {"query_embeds": embeds}
 
-    def postprocess(self, model_outputs, top_k: int = 5, target: str = "images", nprobe: int | None = None):
+    def postprocess(
+        self,
+        model_outputs,
+        top_k: int = 5,
+        target: str = "images",
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+    ):
         query = model_outputs["query_embeds"].reshape(-1).float().cpu()
         if target == "words":
             scores, rows = (self._words() @ query).topk(min(top_k, self.model.config.vocab_size - 1))
@@ -125,7 +151,7 @@ class ImageSearchPipeline(Pipeline):
             return [{"score": score, "word": word} for score, word in zip(scores.tolist(), words)]
         if self.index is None:
             raise ValueError("Searching images needs a gallery: pass `index=` (a DeviseIndex or its file).")
-        scores, ids = self.index.search(query, k=top_k, nprobe=nprobe)
+        scores, ids = self.index.search(query, k=top_k, nprobe=nprobe, ef_search=ef_search)
         return [{"score": score, "id": id_} for score, id_ in zip(scores.tolist(), ids.tolist()) if id_ >= 0]
 
     def _words(self) -> torch.Tensor:
