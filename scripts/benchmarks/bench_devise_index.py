@@ -18,12 +18,12 @@ machine, waking a second thread for every small query costs milliseconds), the b
 warm-up, with the ratio to exact search measured in the same run. The summary keeps, for each method, its cheapest
 setting with recall@k >= `--target_recall`.
 
-    PYTHONPATH=src python scripts/benchmarks/bench_devise_index.py --synthetic 1000000 --faiss_ivf
+    PYTHONPATH=src python scripts/benchmarks/bench_devise_index.py --synthetic 1000000 --methods ivf faiss faiss-ivf
     PYTHONPATH=src python scripts/benchmarks/bench_devise_index.py \
-        --vectors ../shared/data/vectors/glove.6B.50d.100k.txt --faiss_ivf
+        --vectors ../shared/data/vectors/glove.6B.50d.100k.txt --methods ivf faiss faiss-ivf nmslib
 
-faiss' IVF (`--faiss_ivf`, faiss' `IndexIVFFlat` with its own k-means) and nmslib's HNSW (`--nmslib`, the 2018
-notebook's library: `pip install nmslib`) are references; they are not `DeviseIndex` backends.
+faiss' IVF (`faiss-ivf`: faiss' `IndexIVFFlat` with its own k-means) and nmslib's HNSW (`nmslib`: the 2018 notebook's
+library, `pip install nmslib`) are references; they are not `DeviseIndex` backends.
 """
 
 import argparse
@@ -159,8 +159,13 @@ def main():
     parser.add_argument("--num_neighbors", type=int, default=32, help="HNSW links per vector (M)")
     parser.add_argument("--ef_construction", type=int, default=40, help="HNSW efConstruction")
     parser.add_argument("--ef_search", type=int, nargs="+", default=[16, 32, 48, 64, 96, 128, 192, 256, 384, 512])
-    parser.add_argument("--faiss_ivf", action="store_true", help="also faiss' own IndexIVFFlat")
-    parser.add_argument("--nmslib", action="store_true", help="also nmslib's HNSW (the notebook's)")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["exact", "ivf", "faiss"],
+        choices=["exact", "ivf", "faiss", "faiss-ivf", "nmslib"],
+        help="DeviseIndex backends, and the references faiss-ivf and nmslib; exact search always runs first",
+    )
     # measurement
     parser.add_argument("--target_recall", type=float, default=0.95)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (best is kept)")
@@ -189,47 +194,47 @@ def main():
     versions = f"torch {torch.__version__}" + (f", faiss {faiss.__version__}" if faiss is not None else "")
     print(f"{data}; {len(vectors):,} x {vectors.shape[1]}, {args.threads} thread(s) batched, 1 single; {versions}")
 
-    # 2. The methods: (name, knob, build, search(index, queries, value) -> (scores, ids))
-    methods = [
-        ("exact", None, lambda: DeviseIndex.build(vectors, backend="exact"), lambda i, q, _: i.search(q, args.k)),
-        (
+    # 2. The methods: name -> (label, knob, build, search(index, queries, value) -> (scores, ids)); exact comes first
+    available = {
+        "exact": (
+            "exact",
+            None,
+            lambda: DeviseIndex.build(vectors, backend="exact"),
+            lambda index, q, _: index.search(q, args.k),
+        ),
+        "ivf": (
             "ivf (torch)",
             "nprobe",
             lambda: DeviseIndex.build(
                 vectors, backend="ivf", num_lists=num_lists, num_iterations=args.num_iterations, seed=args.seed
             ),
-            lambda i, q, n: i.search(q, args.k, nprobe=n),
+            lambda index, q, nprobe: index.search(q, args.k, nprobe=nprobe),
         ),
-    ]
-    if faiss is not None:
-        methods.append(
-            (
-                "faiss HNSW",
-                "ef_search",
-                lambda: DeviseIndex.build(
-                    vectors, backend="faiss", num_neighbors=args.num_neighbors, ef_construction=args.ef_construction
-                ),
-                lambda i, q, ef: i.search(q, args.k, ef_search=ef),
-            )
-        )
-    if args.faiss_ivf and faiss is not None:
-        methods.append(
-            (
-                "faiss IVF (reference)",
-                "nprobe",
-                lambda: FaissIvf(vectors, num_lists, args.num_iterations, args.seed),
-                lambda i, q, n: i.search(q, args.k, n),
-            )
-        )
-    if args.nmslib:
-        methods.append(
-            (
-                "nmslib HNSW (reference)",
-                "ef_search",
-                lambda: NmslibHnsw(vectors, args.num_neighbors, args.ef_construction, args.threads),
-                lambda i, q, ef: i.search(q, args.k, ef),
-            )
-        )
+        "faiss": (
+            "faiss HNSW",
+            "ef_search",
+            lambda: DeviseIndex.build(
+                vectors, backend="faiss", num_neighbors=args.num_neighbors, ef_construction=args.ef_construction
+            ),
+            lambda index, q, ef_search: index.search(q, args.k, ef_search=ef_search),
+        ),
+        "faiss-ivf": (
+            "faiss IVF (reference)",
+            "nprobe",
+            lambda: FaissIvf(vectors, num_lists, args.num_iterations, args.seed),
+            lambda index, q, nprobe: index.search(q, args.k, nprobe),
+        ),
+        "nmslib": (
+            "nmslib HNSW (reference)",
+            "ef_search",
+            lambda: NmslibHnsw(vectors, args.num_neighbors, args.ef_construction, args.threads),
+            lambda index, q, ef_search: index.search(q, args.k, ef_search),
+        ),
+    }
+    if faiss is None and {"faiss", "faiss-ivf"} & set(args.methods):
+        print("faiss is not installed: its methods are skipped")
+    names = ["exact"] + [name for name in args.methods if name != "exact" and (faiss or "faiss" not in name)]
+    methods = [available[name] for name in names]
 
     # 3. Build, then sweep each method's knob
     rows, expected = [], None

@@ -207,7 +207,7 @@ def speed(args, model_dir: Path, test_file: Path) -> dict:
     # the gallery: every validation image's embedding (from the saved index, whose rows are those embeddings)
     gallery = DeviseIndex.load(model_dir / "validation_index.safetensors").vectors
     start = time.perf_counter()
-    index = DeviseIndex.build(gallery)  # ids = rows, as exact search returns them
+    index = DeviseIndex.build(gallery, backend="ivf")  # ids = rows, as exact search returns them; IVF settings below
     build_seconds = time.perf_counter() - start
     generator = torch.Generator().manual_seed(args.seed)
     queries = gallery[torch.randperm(gallery.shape[0], generator=generator)[: args.queries]]

@@ -212,7 +212,7 @@ def test_the_ivf_only_file_format_of_earlier_versions_still_loads(tmp_path):
     vectors, queries = clustered_vectors(count=400), clustered_vectors(count=10, seed=1)
     index = DeviseIndex.build(vectors, ids=torch.arange(400) + 1, num_lists=8, nprobe=2)
     tensors = {"centroids": index.centroids, "vectors": index.vectors, "ids": index.ids}
-    tensors["offsets"] = torch.cat([torch.zeros(1, dtype=torch.long), index._search.sizes.cumsum(0)])
+    tensors["offsets"] = index._search.offsets  # the IVF file's tensors as they were, metadata included
     save_file(tensors, tmp_path / "old.safetensors", metadata={"format": "devise-ivf", "config": '{"nprobe": 2}'})
     reloaded = DeviseIndex.load(tmp_path / "old.safetensors")
     assert reloaded.backend == "ivf" and reloaded.nprobe == 2
