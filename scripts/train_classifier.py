@@ -3,11 +3,21 @@
 Starts from a fine-tuned AWD-LSTM language model (its encoder; the head is new) or from a classifier. Documents are
 batched by length (fastai's sortish sampler for training, sorted batches for evaluation) and read whole with BPT3C.
 The recipe is fastbook's: one stage per unfreezing step (`--unfreeze "1,2,3,all"`: the last layer group, then the last
-two, three, all), each a one-cycle (momentum 0.8-0.7-0.8) at its own peak rate spread as slice(lr / 2.6**4, lr) over
-the layer groups, with AR/TAR in the loss and gradient clipping.
+two, three, all), each a one-cycle (momentum 0.8-0.7-0.8; or ULMFiT's slanted triangular rates, `--schedule stlr`) at
+its own peak rate spread as slice(lr / 2.6**4, lr) over the layer groups, with AR/TAR in the loss and gradient
+clipping.
+
+The labels may be of three kinds (`ulmfit.training.classification`), read from the data unless `--problem_type`
+names one: one class per text (strings or integers), several tags per text (a list column, strings split on
+`--label_separator`, or 0/1 columns named by `--label_columns`; binary cross-entropy, `--pos_weight auto`, decision
+thresholds chosen on the validation data and saved in the config), or a number (a float column; MSE or `--loss huber`,
+`--normalize_target`).
 
     python scripts/train_classifier.py --model_name_or_path runs/imdb-lm --train_file reviews.csv \\
         --text_column text --label_column label --output_dir runs/imdb-classifier
+    python scripts/train_classifier.py ... --train_file comments.parquet --label_column labels   # lists: multi-label
+    python scripts/train_classifier.py ... --label_column rating --problem_type regression --normalize_target
+    python scripts/train_classifier.py ... --lr_find    # the learning-rate finder: lr_find.png and a suggestion
     accelerate launch --mixed_precision bf16 scripts/train_classifier.py ...   # one GPU, or several
     python scripts/train_classifier.py ... --with_tracking --report_to tensorboard   # logs under --output_dir
 """
@@ -22,9 +32,10 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from ulmfit import AwdLstmConfig, metrics
+from ulmfit import AwdLstmConfig
 from ulmfit.model_card.awd_lstm import awd_lstm_card
 from ulmfit.pipelines.compatibility import check_tokenizer_fits_model
+from ulmfit.plotting import plot_lr_find
 from ulmfit.training import (
     SortedBatchSampler,
     SortishBatchSampler,
@@ -33,7 +44,16 @@ from ulmfit.training import (
     script_steps,
 )
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
+from ulmfit.training.classification import (
+    check_label_flags,
+    check_label_kind,
+    choose_label_thresholds,
+    evaluate_classifier,
+    prepare_labels,
+    row_sources,
+)
 from ulmfit.training.data import load_text_datasets
+from ulmfit.training.language_modeling import find_learning_rate
 from ulmfit.training.recipe import Stage, make_scheduler, start_stage
 from ulmfit.training.script_steps import UsageError
 
@@ -53,6 +73,14 @@ class ClassifierTrainingArguments(script_steps.TrainingScriptArguments):
     validation_file: str | None = field(default=None, metadata={"help": "Same format as --train_file."})
     text_column: str = field(default="text", metadata={"help": "Column holding the documents."})
     label_column: str = field(default="label", metadata={"help": "Column holding the labels (ids or names)."})
+    label_columns: str | None = field(default=None, metadata={"help": "Multi-label: 0/1 columns, comma-separated."})
+    label_separator: str | None = field(default=None, metadata={"help": "Multi-label: split label strings on it."})
+    problem_type: str = field(
+        default="auto",
+        metadata={"help": "auto | single_label_classification | multi_label_classification | regression"},
+    )
+    allow_empty_labels: bool = field(default=False, metadata={"help": "Multi-label: a text may have no tag."})
+    normalize_target: bool = field(default=False, metadata={"help": "Regression: learn the standardised target."})
     validation_split_percentage: float = field(default=10, metadata={"help": "Held out when there is no validation."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training documents."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation documents."})
@@ -69,6 +97,19 @@ class ClassifierTrainingArguments(script_steps.TrainingScriptArguments):
     discriminative_factor: float = field(default=2.6, metadata={"help": "LR divisor per layer group."})
     weight_decay: float = field(default=0.01, metadata={"help": "Decoupled weight decay (fastai's default)."})
     max_grad_norm: float = field(default=0.25, metadata={"help": "Gradient clipping (2018 notebook: 0.25)."})
+    lr_scheduler_type: str = field(
+        default="one_cycle", metadata={"help": "one_cycle | stlr (slanted_triangular)", "aliases": ["--schedule"]}
+    )
+    find_lr: bool = field(
+        default=False,
+        metadata={"help": "Run the learning-rate finder, save lr_find.png, exit.", "aliases": ["--lr_find"]},
+    )
+    loss: str = field(default="auto", metadata={"help": "Regression: mse or huber (auto: the kind's usual loss)."})
+    pos_weight: str | None = field(
+        default=None, metadata={"help": "Multi-label: `auto` weighs each label's positives."}
+    )
+    threshold: float | None = field(default=None, metadata={"help": "Multi-label: a fixed threshold (else chosen)."})
+    per_label_thresholds: bool = field(default=False, metadata={"help": "Multi-label: a threshold per label."})
     # --- output -----------------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/ulmfit-classifier", metadata={"help": "Where the model and logs go."})
 
@@ -90,13 +131,21 @@ class ClassifierTrainingArguments(script_steps.TrainingScriptArguments):
         script_steps.check_text_data_flags(self)
         if self.model_name_or_path is None:
             raise UsageError("--model_name_or_path is required: a fine-tuned language model folder or a classifier.")
-        if self.text_column == self.label_column:
-            raise UsageError(f"--text_column and --label_column are both {self.text_column!r}.")
+        if self.text_column in self.label_column_names:
+            raise UsageError(f"--text_column {self.text_column!r} is also a label column.")
+        check_label_flags(self)
         try:
             AwdLstmConfig.fastai_dropouts("classifier", self.drop_mult)
         except ValueError as error:
             raise UsageError(str(error).replace("`drop_mult`", "--drop_mult")) from error
         plan(self)
+
+    @property
+    def label_column_names(self) -> list[str]:
+        """The columns holding the labels: `--label_columns`, else `--label_column`."""
+        if self.label_columns is not None:
+            return [name.strip() for name in self.label_columns.split(",") if name.strip()]
+        return [self.label_column]
 
 
 def plan(args) -> list[Stage]:
@@ -149,42 +198,6 @@ def check_inputs(args: ClassifierTrainingArguments) -> None:
         raise UsageError(f"--unfreeze {args.unfreeze!r} asks for {deepest} layer groups; the model has {groups}.")
 
 
-def check_labels(raw, label_column: str) -> list[str]:
-    """The class names of the training labels; a classifier needs two, and every validation label among them."""
-    names = label_names(raw["train"], label_column)
-    if len(names) < 2:
-        raise UsageError(
-            f"--label_column {label_column!r} holds a single label ({names}) in the training data: a classifier "
-            "needs at least two."
-        )
-    unseen = sorted({str(v) for v in raw["validation"][label_column]} - set(names))
-    if unseen and not hasattr(raw["train"].features[label_column], "names"):
-        raise UsageError(f"Validation labels {unseen[:10]} never occur in the training data (labels: {names}).")
-    return names
-
-
-def label_names(dataset, column: str) -> list[str]:
-    """Class names: a `ClassLabel`'s names, or the sorted distinct values of the training labels."""
-    feature = dataset.features[column]
-    if hasattr(feature, "names"):
-        return list(feature.names)
-    return [str(value) for value in sorted(set(dataset[column]))]
-
-
-@torch.no_grad()
-def evaluate_classifier(model, eval_loader, accelerator, average: str) -> dict:
-    """Accuracy and F1 over sorted batches, gathered across processes (duplicates of the last batch dropped)."""
-    model.eval()
-    accuracy, f1 = metrics.load("accuracy"), metrics.load("f1")
-    for batch in eval_loader:
-        predictions = model(**batch).logits.argmax(-1)
-        predictions, references = accelerator.gather_for_metrics((predictions, batch["labels"]))
-        accuracy.add_batch(predictions=predictions, references=references)
-        f1.add_batch(predictions=predictions, references=references)
-    model.train()
-    return {**accuracy.compute(), **f1.compute(average=average)}
-
-
 def main(argv: list[str] | None = None):
     # 0. Every flag, input and the output folder checked before any work (a mistake: one line, exit status 2)
     args = script_steps.parse_arguments(ClassifierTrainingArguments, argv)
@@ -208,27 +221,42 @@ def main(argv: list[str] | None = None):
             args.text_column,
             args.validation_split_percentage,
             seed=args.seed,
-            extra_columns=[args.label_column],
-            column_flags={args.label_column: "--label_column"},
-        )
+            extra_columns=args.label_column_names,
+            column_flags={name: "--label_columns" if args.label_columns else "--label_column"
+                          for name in args.label_column_names},
+            row_numbers=True,
+        )  # fmt: skip
         for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples)):
             if limit:
                 raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
-        names = check_labels(raw, args.label_column)
-        label2id = {name: index for index, name in enumerate(names)}
-        class_label = hasattr(raw["train"].features[args.label_column], "names")  # values are already ids
+        raw, labels = prepare_labels(
+            raw,
+            args.label_column,
+            args.problem_type,
+            args.label_column_names if args.label_columns else (),
+            args.label_separator,
+            args.allow_empty_labels,
+            args.normalize_target,
+            args.pos_weight,
+            row_sources(args),
+        )
+        check_label_kind(args, labels)
         tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
 
         def encode(batch):
-            labels = [value if class_label else label2id[str(value)] for value in batch[args.label_column]]
-            return {"input_ids": tokenizer(batch["text"]).input_ids, "labels": labels}
+            return {"input_ids": tokenizer(batch["text"]).input_ids}
 
-        tokenized = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
-    accelerator.print(f"labels: {names}; documents: {len(tokenized['train'])} train, {len(tokenized['validation'])}")
+        tokenized = raw.map(encode, batched=True, remove_columns=["text"], desc="Tokenizing")
+    shown = labels.names if len(labels.names) <= 30 else [*labels.names[:30], "..."]
+    accelerator.print(
+        f"labels: {shown} ({labels.problem_type}); documents: {len(tokenized['train'])} train, "
+        f"{len(tokenized['validation'])} validation"
+    )
 
     # 2. Model: the encoder of the language model (fastai's classifier dropouts) and a new head, or a classifier
     config = AutoConfig.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
-    overrides = {"num_labels": len(names), "id2label": dict(enumerate(names)), "label2id": label2id}
+    overrides = labels.config_overrides()
+    overrides.update(regression_loss="huber" if args.loss == "huber" else "mse", label_thresholds=None)
     if "AwdLstmForSequenceClassification" not in (config.architectures or []):
         # fastai's `awd_lstm_clas_config` dropouts times drop_mult, as `text_classifier_learner` does (0.5)
         overrides.update(AwdLstmConfig.fastai_dropouts("classifier", args.drop_mult))
@@ -241,8 +269,11 @@ def main(argv: list[str] | None = None):
         raise UsageError(f"--model_name_or_path: {error} Save the model with its own tokenizer.") from error
 
     # 3. Length-bucketed batches (accelerate shards whole batches across processes), optimizer
+    label_dtype = torch.long if labels.problem_type == "single_label_classification" else torch.float32
+
     def collate(features):
-        return tokenizer.pad(features, return_tensors="pt")
+        targets = torch.tensor([feature.pop("labels") for feature in features], dtype=label_dtype)
+        return {**tokenizer.pad(features, return_tensors="pt"), "labels": targets}
 
     lengths = {split: [len(ids) for ids in tokenized[split]["input_ids"]] for split in tokenized}
     train_sampler = SortishBatchSampler(
@@ -261,12 +292,22 @@ def main(argv: list[str] | None = None):
     def stage_steps(stage: Stage) -> int:
         return max(1, stage.epochs * len(train_loader))
 
-    # 4. Resume, if asked: the stage, epoch and batch the run stopped at, with its scheduler and RNG states
-    average = "binary" if len(names) == 2 else "macro"
+    if args.find_lr:  # fastai's `lr_find` at the first stage's layer groups; the model is restored afterwards
+        start_stage(unwrapped, optimizer, stages[0])
+        batches = (batch for _ in range(1000) for batch in train_loader)
+        rates, losses, suggestion = find_learning_rate(
+            model, optimizer, batches, accelerator, loss_of=lambda batch: model(**batch).loss
+        )
+        if accelerator.is_main_process:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            plot_lr_find(rates, losses, suggestion, output_dir / "lr_find.png")
+        accelerator.print(f"suggested learning rate (valley): {suggestion:.2e}; plot: {output_dir / 'lr_find.png'}")
+        return
 
+    # 4. Resume, if asked: the stage, epoch and batch the run stopped at, with its scheduler and RNG states
     def rebuild(saved):
         start_stage(unwrapped, optimizer, stages[saved["stage"]])
-        return make_scheduler("one_cycle", optimizer, stage_steps(stages[saved["stage"]]))
+        return make_scheduler(args.lr_scheduler_type, optimizer, stage_steps(stages[saved["stage"]]))
 
     start = {"stage": 0, "epoch": 0, "batch": 0, "completed_steps": 0}
     position, log, scheduler, _ = resume_from(accelerator, args.resume_from_checkpoint, output_dir, rebuild, start)
@@ -281,7 +322,7 @@ def main(argv: list[str] | None = None):
         resumed_here = stage_index == position["stage"] and scheduler is not None
         if not resumed_here:
             start_stage(unwrapped, optimizer, stage)
-            scheduler = make_scheduler("one_cycle", optimizer, stage_steps(stage))
+            scheduler = make_scheduler(args.lr_scheduler_type, optimizer, stage_steps(stage))
         first_epoch = position["epoch"] if stage_index == position["stage"] else 0
         for epoch in range(first_epoch, stage.epochs):
             skip = position["batch"] if (stage_index, epoch) == (position["stage"], position["epoch"]) else 0
@@ -310,36 +351,49 @@ def main(argv: list[str] | None = None):
             progress.close()
 
             row = {"epoch": epoch_index, "stage": stage.name, "step": step, "train_loss": last_loss}
-            row.update(evaluate_classifier(model, eval_loader, accelerator, average))
+            row.update(evaluate_classifier(model, eval_loader, accelerator, labels, args.threshold or 0.5))
             log.append(row)
-            accelerator.print(
-                f"epoch {epoch_index} ({stage.name}): accuracy {row['accuracy']:.4f}, f1 {row['f1']:.4f}"
+            shown = ", ".join(
+                f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "stage", "step", "train_loss")
             )
+            accelerator.print(f"epoch {epoch_index} ({stage.name}): {shown}")
             script_steps.log_metrics(accelerator, args, row)
             epoch_index += 1
             if script_steps.checkpoint_due(args.checkpointing_steps, step, end_of_epoch=True):
                 here = {"stage": stage_index, "epoch": epoch + 1, "batch": 0, "completed_steps": step, "log": log}
                 save_checkpoint(accelerator, output_dir, f"epoch_{epoch_index - 1}", here, scheduler, None)
 
-    # 6. Save: model, tokenizer (with remote code), results, log, card; then push
+    # 6. Multi-label: the decision thresholds, chosen on the validation data (unless --threshold fixes one)
+    results = {f"eval_{name}": value for name, value in log[-1].items() if name not in ("epoch", "stage", "step")}
+    results.pop("eval_train_loss", None)
+    if labels.problem_type == "multi_label_classification":
+        results = choose_label_thresholds(model, eval_loader, accelerator, labels, args)
+    results["train_steps"] = step
+
+    # 7. Save: model, tokenizer (with remote code), results, log, card; then push
     script_steps.save_model(accelerator, args, model, tokenizer)
     if not accelerator.is_main_process:
         return
-    results = {"eval_accuracy": log[-1]["accuracy"], "eval_f1": log[-1]["f1"], "train_steps": step}
+    card_metrics = {name[len("eval_") :]: value for name, value in results.items() if name.startswith("eval_")}
+    card_metrics = {
+        name: value for name, value in card_metrics.items() if isinstance(value, float) and "_at_" not in name
+    }
     card = script_steps.save_results_and_card(
         accelerator,
         args,
         results,
         log,
-        awd_lstm_card("classifier", backwards=getattr(tokenizer, "backwards", False)),
+        awd_lstm_card(
+            "classifier", backwards=getattr(tokenizer, "backwards", False), problem_type=labels.problem_type
+        ),
         base_model=args.model_name_or_path,
         datasets=[args.dataset_name] if args.dataset_name else [],
         datasets_description=args.dataset_name or f"local file `{Path(args.train_file).name}`",
         dataset_name=script_steps.evaluation_data_name(args),
         dataset_type=args.dataset_name,
-        metrics={"accuracy": results["eval_accuracy"], "f1": results["eval_f1"]},
+        metrics=card_metrics,
     )
-    accelerator.print(f"accuracy {results['eval_accuracy']:.4f}, f1 {results['eval_f1']:.4f}")
+    accelerator.print(", ".join(f"{name} {value:.4f}" for name, value in card_metrics.items()))
     if args.push_to_hub:
         script_steps.push_to_hub(accelerator, args, card)
     accelerator.print(str(output_dir.resolve()))

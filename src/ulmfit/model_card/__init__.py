@@ -26,6 +26,17 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 
+# the `model-index` metric type (an `evaluate` metric id) of the metrics whose name is not one
+METRIC_TYPES = {
+    "micro_f1": "f1",
+    "macro_f1": "f1",
+    "micro_precision": "precision",
+    "micro_recall": "recall",
+    "subset_accuracy": "accuracy",
+    "pearson": "pearsonr",
+    "spearman": "spearmanr",
+}
+
 # the files `datasets` reads locally (csv/json/parquet/text/arrow builders): a name ending so is a file, not a Hub id
 DATA_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt", ".arrow")
 
@@ -45,6 +56,8 @@ class FamilyCard:
         pipeline_tag: the Hub's pipeline tag (also the task of the `model-index` results).
         tags: the Hub tags.
         citations: BibTeX entries, the family's papers first.
+        task_name: the `model-index` task's pretty name when it is more precise than the pipeline tag (e.g.
+            "Multi-label text classification").
     """
 
     architecture: str
@@ -56,6 +69,7 @@ class FamilyCard:
     pipeline_tag: str
     tags: tuple[str, ...] = ("ulmfit", "fastai")
     citations: tuple[str, ...] = ()
+    task_name: str | None = None
 
     def replace(self, **changes) -> "FamilyCard":
         """A variant of this card (e.g. the backward model of a family), with `changes` applied."""
@@ -170,10 +184,11 @@ def render_model_card(info: ModelCardInfo) -> ModelCard:
     eval_results = [
         EvalResult(
             task_type=family.pipeline_tag,
+            task_name=family.task_name,
             dataset_type=dataset_type,
             dataset_name=info.dataset_name or info.dataset_type or "Unknown",
             dataset_split=info.dataset_split,
-            metric_type=name,
+            metric_type=METRIC_TYPES.get(name, name),
             metric_name=name,
             metric_value=float(value),
         )

@@ -136,8 +136,60 @@ classifier = AutoModelForSequenceClassification.from_pretrained("{model_id}", nu
 )
 
 
-def awd_lstm_card(task: str, backwards: bool = False) -> FamilyCard:
-    """The card text of an AWD-LSTM `lm`, `classifier` or `encoder`, forward or backward."""
+MULTI_LABEL_CLASSIFIER_CARD = CLASSIFIER_CARD.replace(
+    description=(
+        "A multi-label ULMFiT text classifier trained with the `ulmfit` package: a pretrained AWD-LSTM language model "
+        "fine-tuned on the target domain, then a classifier trained with gradual unfreezing and discriminative "
+        "learning rates and a binary cross-entropy loss, so that a text may have any number of its labels. The "
+        "decision thresholds were chosen on the validation data and are stored in the config (`label_thresholds`)."
+    ),
+    intended_use="Tag English documents of any length with the labels of its `id2label` (none, one or several).",
+    limitations=(
+        "It only knows the labels and the kind of text it was trained on, and inherits the biases of its corpora; the "
+        "scores are per-label sigmoid outputs, not calibrated probabilities, and the thresholds were tuned on the "
+        "validation data, so its validation scores are optimistic. Words outside its vocabulary become `xxunk`."
+        + NO_TOKENIZER_JSON
+    ),
+    usage="""from transformers import pipeline
+from ulmfit.pipelines import AwdLstmTextClassificationPipeline
+
+# the labels above their stored thresholds (`top_k=None`: every label's score, as the stock pipeline gives them)
+tagger = pipeline("text-classification", model="{model_id}", pipeline_class=AwdLstmTextClassificationPipeline)
+print(tagger(["Thanks, that made my day!", "I can't believe they did that."]))""",
+    tags=("ulmfit", "awd-lstm", "fastai", "multi-label-classification"),
+    task_name="Multi-label text classification",
+)
+
+REGRESSION_CARD = CLASSIFIER_CARD.replace(
+    description=(
+        "A ULMFiT text regression model trained with the `ulmfit` package: a pretrained AWD-LSTM language model "
+        "fine-tuned on the target domain, then a one-output head trained with gradual unfreezing and discriminative "
+        "learning rates on a number per document. Its score is in the target's units."
+    ),
+    intended_use="Predict the number its training data attached to English documents (e.g. a rating) from the text.",
+    limitations=(
+        "It only knows the kind of text and the range of targets it was trained on, and inherits the biases of its "
+        "corpora; predictions regress towards the mean of the training targets. Words outside its vocabulary become "
+        "`xxunk`." + NO_TOKENIZER_JSON
+    ),
+    usage="""from transformers import pipeline
+
+scorer = pipeline("text-classification", model="{model_id}", trust_remote_code=True)
+print(scorer(["A wonderful film.", "Two hours I will never get back."]))  # "score": the prediction""",
+    tags=("ulmfit", "awd-lstm", "fastai", "regression"),
+    task_name="Text regression",
+)
+
+
+def awd_lstm_card(task: str, backwards: bool = False, problem_type: str | None = None) -> FamilyCard:
+    """
+    The card text of an AWD-LSTM `lm`, `classifier` or `encoder`, forward or backward; a forward classifier's
+    `problem_type` picks the multi-label or regression text.
+    """
+    if task == "classifier" and not backwards and problem_type == "multi_label_classification":
+        return MULTI_LABEL_CLASSIFIER_CARD
+    if task == "classifier" and not backwards and problem_type == "regression":
+        return REGRESSION_CARD
     cards = {
         ("lm", False): LANGUAGE_MODEL_CARD,
         ("lm", True): BACKWARD_LANGUAGE_MODEL_CARD,
@@ -157,5 +209,7 @@ __all__ = [
     "CLASSIFIER_CARD",
     "ENCODER_CARD",
     "LANGUAGE_MODEL_CARD",
+    "MULTI_LABEL_CLASSIFIER_CARD",
+    "REGRESSION_CARD",
     "awd_lstm_card",
 ]

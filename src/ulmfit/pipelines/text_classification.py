@@ -14,6 +14,12 @@ wrong result: an empty list gives `[]`, an item that is not a text is a `TypeErr
 is a `ValueError`, and a tokenizer larger than the model's embedding is refused when the pipeline is built (see
 `compatibility.py`). Documents of any length are fine: the model reads them in BPT3C chunks, so memory does not grow
 with the length.
+
+A multi-label AWD-LSTM classifier (`problem_type="multi_label_classification"`) gets its decisions: each document's
+result is the list of labels whose probability reaches the label's threshold (`config.label_thresholds`, chosen on
+validation data by `scripts/train_classifier.py`; 0.5 where none was stored, `threshold=` overrides it for a call),
+highest first, possibly empty; `top_k=None` gives every label's probability and `top_k=k` the k highest, as the stock
+pipeline does. A regression model's score is in the target's units (the model gives it so, see `target_std`).
 """
 
 from dataclasses import dataclass
@@ -53,11 +59,39 @@ class AwdLstmTextClassificationPipeline(TextClassificationPipeline):
         super().__init__(*args, **kwargs)
         check_tokenizer_fits_model(self.tokenizer, self.model)
 
-    def _sanitize_parameters(self, function_to_apply=None, top_k="", **tokenizer_kwargs):
+    def _sanitize_parameters(self, function_to_apply=None, top_k="", threshold=None, **tokenizer_kwargs):
         # the stock pipeline slices the ranked labels with `top_k`: -1 would silently drop the last label
         if top_k not in ("", None) and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"`top_k` must be a positive integer (or None for every label), got {top_k!r}.")
-        return super()._sanitize_parameters(function_to_apply=function_to_apply, top_k=top_k, **tokenizer_kwargs)
+        preprocess, forward, postprocess = super()._sanitize_parameters(
+            function_to_apply=function_to_apply, top_k=top_k, **tokenizer_kwargs
+        )
+        if threshold is not None:
+            if not self._decides_labels():
+                raise ValueError("`threshold` applies to multi-label AWD-LSTM classifiers only.")
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+                raise ValueError(f"`threshold` must be a probability in (0, 1), got {threshold!r}.")
+            postprocess["threshold"] = float(threshold)
+        return preprocess, forward, postprocess
+
+    def _decides_labels(self) -> bool:
+        """Whether results are the labels above their thresholds (a multi-label AWD-LSTM classifier)."""
+        config = self.model.config
+        return config.model_type == "awd_lstm" and config.problem_type == "multi_label_classification"
+
+    def postprocess(self, model_outputs, function_to_apply=None, top_k=1, _legacy=True, threshold=None):
+        if not (_legacy and function_to_apply is None and self._decides_labels()):
+            return super().postprocess(
+                model_outputs, function_to_apply=function_to_apply, top_k=top_k, _legacy=_legacy
+            )
+        scores = model_outputs["logits"][0].float().sigmoid().tolist()
+        thresholds = [threshold] * len(scores) if threshold is not None else self.model.config.thresholds()
+        chosen = [
+            {"label": self.model.config.id2label[index], "score": score}
+            for index, (score, bar) in enumerate(zip(scores, thresholds))
+            if score >= bar
+        ]
+        return sorted(chosen, key=lambda result: -result["score"])
 
     def __call__(self, inputs, **kwargs):
         is_awd_lstm = getattr(self.model.config, "model_type", None) == "awd_lstm"
@@ -75,6 +109,8 @@ class AwdLstmTextClassificationPipeline(TextClassificationPipeline):
                     )
         if not is_awd_lstm:
             return super().__call__(inputs, **kwargs)
+        if self._decides_labels() and "top_k" not in kwargs and isinstance(inputs, (str, dict)):
+            return self([inputs], **kwargs)[0]  # the labels of one text: a list, not the stock `[result]`
         batch_size = kwargs.get("batch_size", self._batch_size) or 1
         if not isinstance(inputs, (list, tuple)) or batch_size < 2 or not all(isinstance(t, str) for t in inputs):
             return super().__call__(inputs, **kwargs)

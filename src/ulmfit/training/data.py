@@ -68,6 +68,7 @@ def load_text_datasets(
     seed: int = 42,
     extra_columns: Sequence[str] = (),
     column_flags: Mapping[str, str] | None = None,
+    row_numbers: bool = False,
 ) -> datasets.DatasetDict | datasets.IterableDatasetDict:
     """
     A `train` and a `validation` split with a `text` column, from a Hub dataset (`dataset_name`, e.g. `wikitext` /
@@ -75,6 +76,8 @@ def load_text_datasets(
     `validation_split_percentage` percent of the training texts are held out (not in streaming mode).
 
     `column_flags` maps each of `extra_columns` to the flag that named it (`--text_column` names `text_column`).
+    With `row_numbers`, each split gets a `__row__` column: the row's position in the file or Hub split it came from
+    (held-out validation rows keep their numbers in the training file), for messages that name a row.
 
     Raises a `UsageError` naming the flag for a missing, empty or unsupported file, a dataset that cannot be found,
     a column that is not in the data (listing the columns there are), an empty split, and missing values.
@@ -126,11 +129,13 @@ def load_text_datasets(
             )
         if not streaming:  # a missing text or label cannot be tokenized or learned
             for name in (text_column, *extra_columns):
-                missing = raw[split_name].data.column(name).null_count
-                if missing:
+                nulls = raw[split_name].data.column(name)
+                if nulls.null_count:
+                    first = next(index for index, value in enumerate(nulls.is_null().to_pylist()) if value)
                     raise UsageError(
-                        f"{missing} rows of the {split_name} data ({flags.get(split_name, flags['name'])}) have no "
-                        f"value in {column_flags.get(name, 'column')} {name!r}: fill them in or remove those rows."
+                        f"{nulls.null_count} rows of the {split_name} data ({flags.get(split_name, flags['name'])}) "
+                        f"have no value in {column_flags.get(name, 'column')} {name!r} (the first: row {first}, "
+                        "counting from 0): fill them in or remove those rows."
                     )
             feature = raw[split_name].features.get(text_column)
             if getattr(feature, "dtype", "string") not in ("string", "large_string"):
@@ -138,6 +143,9 @@ def load_text_datasets(
                     f"--text_column {text_column!r} of the {split_name} data ({flags.get(split_name, flags['name'])}) "
                     f"holds {feature.dtype} values, not text: pick the column that holds the texts."
                 )
+    if row_numbers and not streaming:
+        for split_name in [name for name in ("train", "validation") if name in raw]:
+            raw[split_name] = raw[split_name].add_column("__row__", list(range(len(raw[split_name]))))
     if "validation" not in raw:
         if streaming:
             raise UsageError("In streaming mode, give a validation split or --validation_file.")
@@ -152,7 +160,7 @@ def load_text_datasets(
             )
         split = raw["train"].train_test_split(test_size=validation_split_percentage / 100, seed=seed)
         raw = datasets.DatasetDict({"train": split["train"], "validation": split["test"]})
-    keep = [text_column, *extra_columns]
+    keep = [text_column, *extra_columns, *(["__row__"] if row_numbers and not streaming else [])]
     raw = (
         datasets.DatasetDict({k: v for k, v in raw.items() if k in ("train", "validation")}) if not streaming else raw
     )

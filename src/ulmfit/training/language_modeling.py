@@ -9,6 +9,7 @@
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -106,11 +107,15 @@ def find_learning_rate(
     end_lr: float = 10.0,
     num_iterations: int = 100,
     smoothing: float = 0.98,
+    loss_of: Callable[[dict], torch.Tensor] | None = None,
 ) -> tuple[list[float], list[float], float]:
     """
     fastai's `lr_find`: one step per window at a learning rate growing exponentially from `start_lr` to `end_lr`,
     recording the exponentially smoothed loss; stops when it exceeds 4x the best. The model and optimizer are restored
     afterwards. Returns (learning rates, smoothed losses, suggested learning rate).
+
+    `windows` are a language model's BPTT windows (the state carried from one to the next), unless `loss_of` gives
+    the loss of a batch (a classifier's documents).
     """
     saved_model = copy.deepcopy(accelerator.unwrap_model(model).state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
@@ -122,7 +127,7 @@ def find_learning_rate(
     torch.set_flush_denormal(True)
     try:
         learning_rates, losses = _sweep(model, optimizer, windows, accelerator, initial, peak, start_lr, end_lr,
-                                        num_iterations, smoothing)  # fmt: skip
+                                        num_iterations, smoothing, loss_of)  # fmt: skip
     finally:
         torch.set_flush_denormal(False)
     accelerator.unwrap_model(model).load_state_dict(saved_model)
@@ -133,7 +138,9 @@ def find_learning_rate(
     return learning_rates, losses, suggest_learning_rate(learning_rates, losses)
 
 
-def _sweep(model, optimizer, windows, accelerator, initial, peak, start_lr, end_lr, num_iterations, smoothing):
+def _sweep(
+    model, optimizer, windows, accelerator, initial, peak, start_lr, end_lr, num_iterations, smoothing, loss_of
+):
     """The steps of `find_learning_rate`; returns the learning rates and smoothed losses recorded."""
     learning_rates, losses = [], []
     average, best, state = 0.0, math.inf, None
@@ -143,12 +150,16 @@ def _sweep(model, optimizer, windows, accelerator, initial, peak, start_lr, end_
         lr = start_lr * (end_lr / start_lr) ** (iteration / max(1, num_iterations - 1))
         for group, group_lr in zip(optimizer.param_groups, initial):
             group["lr"] = lr * group_lr / peak  # keep the discriminative ratios
-        outputs = model(
-            input_ids=window["input_ids"], state=state, labels=window["labels"], shift_labels=window["labels"]
-        )
-        state = tuple((h.detach(), c.detach()) for h, c in outputs.state)
-        loss = accelerator.reduce(outputs.loss.detach(), reduction="mean").item()
-        accelerator.backward(outputs.loss)
+        if loss_of is None:
+            outputs = model(
+                input_ids=window["input_ids"], state=state, labels=window["labels"], shift_labels=window["labels"]
+            )
+            state = tuple((h.detach(), c.detach()) for h, c in outputs.state)
+            step_loss = outputs.loss
+        else:
+            step_loss = loss_of(window)
+        loss = accelerator.reduce(step_loss.detach(), reduction="mean").item()
+        accelerator.backward(step_loss)
         optimizer.step()
         optimizer.zero_grad()
         average = smoothing * average + (1 - smoothing) * loss

@@ -78,6 +78,21 @@ class AwdLstmConfig(PreTrainedConfig):
         bpt3c_max_length (`int`, *optional*, defaults to 1440):
             BPT3C: only the outputs of the last this-many tokens are pooled and receive gradients (fastai
             `max_len = 20 * seq_len`); earlier chunks only advance the state, so memory does not grow with length.
+        label_thresholds (`float` or `list[float]`, *optional*):
+            Multi-label classifiers: the probability above which a label is predicted, one for every label or one
+            per label (in `id2label` order); chosen on validation data by `scripts/train_classifier.py`. `None`
+            means 0.5. [`~pipelines.AwdLstmTextClassificationPipeline`] returns the labels above it.
+        pos_weight (`list[float]`, *optional*):
+            Multi-label classifiers: the weight of each label's positive examples in the binary cross-entropy
+            (torch's `pos_weight`, one per label), e.g. negatives / positives for rare labels.
+        regression_loss (`str`, *optional*, defaults to `"mse"`):
+            Regression: `"mse"` or `"huber"` (smooth L1 with delta 1, on the standardised target when
+            `target_std` is set).
+        target_mean (`float`, *optional*):
+        target_std (`float`, *optional*):
+            Regression: the training targets' mean and standard deviation when the model learns them standardised.
+            The head predicts `(y - target_mean) / target_std`; `logits` are given back in the target's units, and
+            `labels` are taken in them.
         pad_token_id (`int`, *optional*, defaults to 1):
             Id of `xxpad`.
         bos_token_id (`int`, *optional*, defaults to 2):
@@ -118,6 +133,11 @@ class AwdLstmConfig(PreTrainedConfig):
     classifier_dropout: float = 0.1
     bpt3c_chunk_size: int = 72
     bpt3c_max_length: int = 1440
+    label_thresholds: float | list[float] | None = None
+    pos_weight: list[float] | None = None
+    regression_loss: str = "mse"
+    target_mean: float | None = None
+    target_std: float | None = None
     pad_token_id: int | None = 1
     bos_token_id: int | None = 2
     eos_token_id: int | None = 3
@@ -185,6 +205,34 @@ class AwdLstmConfig(PreTrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"`{name}` must be a non-negative number, got {value!r}.")
+        self.validate_classification_fields()
+
+    def validate_classification_fields(self):
+        """Reject thresholds, label weights and target scaling that do not fit the labels, naming the field."""
+        for name, low, high in (("label_thresholds", 0.0, 1.0), ("pos_weight", 0.0, math.inf)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            values = [value] if name == "label_thresholds" and _is_number(value) else value
+            if not isinstance(values, (list, tuple)) or not all(_is_number(v) and low < v < high for v in values):
+                kind = "probabilities in (0, 1)" if high == 1.0 else "positive numbers"
+                raise ValueError(f"`{name}` must be {kind} (a list, one per label), got {value!r}.")
+            if isinstance(value, (list, tuple)) and len(values) != self.num_labels:
+                raise ValueError(f"`{name}` has {len(values)} values for {self.num_labels} labels ({value!r}).")
+        if self.regression_loss not in ("mse", "huber"):
+            raise ValueError(f"`regression_loss` must be 'mse' or 'huber', got {self.regression_loss!r}.")
+        if (self.target_mean is None) != (self.target_std is None):
+            raise ValueError("`target_mean` and `target_std` go together: set both or neither.")
+        if self.target_std is not None:
+            if not (_is_number(self.target_mean) and math.isfinite(self.target_mean)):
+                raise ValueError(f"`target_mean` must be a finite number, got {self.target_mean!r}.")
+            if not (_is_number(self.target_std) and 0 < self.target_std < math.inf):
+                raise ValueError(f"`target_std` must be a positive finite number, got {self.target_std!r}.")
+
+    def thresholds(self) -> list[float]:
+        """The multi-label decision threshold of each label, in `id2label` order (0.5 where none was chosen)."""
+        value = 0.5 if self.label_thresholds is None else self.label_thresholds
+        return [float(value)] * self.num_labels if _is_number(value) else [float(v) for v in value]
 
     def validate_token_ids(self):
         """Reject special-token ids outside the vocabulary (transformers only warns; the embedding would be indexed
@@ -193,6 +241,10 @@ class AwdLstmConfig(PreTrainedConfig):
             value = getattr(self, name)
             if value is not None and not 0 <= value < self.vocab_size:
                 raise ValueError(f"`{name}`={value!r} is outside the vocabulary (vocab_size={self.vocab_size}).")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 __all__ = ["AwdLstmConfig"]

@@ -539,8 +539,10 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
     The ULMFiT classifier (Howard & Ruder 2018): the AWD-LSTM encoder read with BPT3C, masked concat pooling, and
     fastai's two-block head. Loads the encoder of an `AwdLstmForCausalLM` folder with `from_pretrained` (the head is
     then newly initialised). `problem_type` follows transformers: single-label (cross-entropy), multi-label
-    (binary cross-entropy) or regression (`num_labels=1`). In training mode the loss adds AR and TAR on the encoder
-    output, as fastai's `TextLearner` does for classifiers too.
+    (binary cross-entropy, weighted by `config.pos_weight` if set; `config.label_thresholds` are the decision
+    thresholds) or regression (`num_labels=1`; MSE or Huber, `config.regression_loss`; with `config.target_std` the
+    head learns standardised targets and `logits` come back in the target's units). In training mode the loss adds AR
+    and TAR on the encoder output, as fastai's `TextLearner` does for classifiers too.
     """
 
     _keys_to_ignore_on_load_unexpected = [r"lm_head\."]
@@ -764,13 +766,14 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         else:
             pooled, all_hidden_states = self._pool_for_inference(input_ids, attention_mask, output_hidden_states)
             real = torch.arange(input_ids.size(1), device=input_ids.device)[None, :] < attention_mask.sum(1)[:, None]
-        logits = self.classifier(pooled)  # (batch, num_labels)
+        scores = self.classifier(pooled)  # (batch, num_labels); standardised targets when `target_std` is set
+        logits = self._in_target_units(scores)
         if output_hidden_states:
             all_hidden_states = self._hidden_states_in_place(all_hidden_states, real, given_mask)
 
         loss = None
         if labels is not None:
-            loss = self._classification_loss(logits, labels)
+            loss = self._classification_loss(scores, labels)
             if self.training:  # fastai's RNNRegularizer reads the encoder output for both AR and TAR here
                 loss = loss + activation_regularization(
                     hidden_states,
@@ -799,6 +802,13 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
             placed.append(out)
         return tuple(placed)
 
+    def _in_target_units(self, scores: torch.Tensor) -> torch.Tensor:
+        """A regression head's output in the target's units (`target_mean + target_std * scores`), else `scores`."""
+        config = self.config
+        if config.target_std is None or config.problem_type not in (None, "regression") or self.num_labels != 1:
+            return scores
+        return scores * config.target_std + config.target_mean
+
     def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """transformers' convention for `problem_type`, with a clear error for labels the loss cannot take."""
         if logits.size(0) == 0:
@@ -823,8 +833,13 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
                 raise ValueError(f"Regression `labels` must have shape {expected}, got {shape}.")
             if labels.dtype == torch.bool:
                 raise TypeError("Regression `labels` must be numbers, got dtype torch.bool.")
-            labels = labels if labels.is_floating_point() else labels.float()
-            return F.mse_loss(logits, _check_floats(labels, "labels", logits.dtype).reshape(logits.shape))
+            labels = _check_floats(labels if labels.is_floating_point() else labels.float(), "labels", logits.dtype)
+            labels = labels.reshape(logits.shape).to(logits.dtype)
+            if self.config.target_std is not None and self.num_labels == 1:  # the head predicts standardised targets
+                labels = (labels - self.config.target_mean) / self.config.target_std
+            if self.config.regression_loss == "huber":
+                return F.huber_loss(logits, labels, delta=1.0)
+            return F.mse_loss(logits, labels)
         if problem_type == "single_label_classification":
             if labels.dtype not in (torch.int64, torch.int32):
                 raise TypeError(
@@ -845,7 +860,10 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
             raise ValueError(f"Multi-label `labels` must have shape {tuple(logits.shape)}, got {shape}.")
         if not bool(((labels >= 0) & (labels <= 1)).all()):  # NaN fails both comparisons
             raise ValueError("Multi-label `labels` must be multi-hot targets with values in [0, 1].")
-        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        pos_weight = self.config.pos_weight
+        if pos_weight is not None:
+            pos_weight = torch.tensor(pos_weight, dtype=logits.dtype, device=logits.device)
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), pos_weight=pos_weight)
 
 
 __all__ = [
