@@ -8,7 +8,7 @@ from importlib import resources
 import evaluate
 
 
-AVAILABLE = ("accuracy", "f1", "language_model", "bleu_chrf", "hit_at_k")
+AVAILABLE = ("accuracy", "f1", "multilabel", "regression", "language_model", "bleu_chrf", "hit_at_k")
 
 
 def metric_path(name: str) -> str:

@@ -207,6 +207,52 @@ def test_losses_for_every_problem_type_and_bad_labels():
     )
 
 
+def test_weighted_multi_label_huber_and_standardised_regression_losses(tmp_path):
+    ids = random_ids(4, 6)
+    weights = [1.0, 4.0, 0.5]
+    multi = make_classifier(num_labels=3, problem_type="multi_label_classification", pos_weight=weights)
+    targets = torch.tensor([[1.0, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0]])
+    torch.testing.assert_close(
+        multi(ids, labels=targets).loss,
+        nn.functional.binary_cross_entropy_with_logits(multi(ids).logits, targets, pos_weight=torch.tensor(weights)),
+    )
+    plain = make_classifier(num_labels=1)
+    scaled = make_classifier(num_labels=1, target_mean=7.0, target_std=2.5, regression_loss="huber")
+    scaled.load_state_dict(plain.state_dict())
+    values = torch.tensor([4.0, 9.5, 7.0, 1.0])
+    # the same head: its output is the standardised prediction, given back in the target's units
+    torch.testing.assert_close(scaled(ids).logits, plain(ids).logits * 2.5 + 7.0)
+    torch.testing.assert_close(
+        scaled(ids, labels=values).loss,
+        nn.functional.huber_loss(plain(ids).logits.squeeze(-1), (values - 7.0) / 2.5, delta=1.0),
+    )
+    scaled.save_pretrained(tmp_path)
+    reloaded = AwdLstmForSequenceClassification.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(reloaded(ids).logits, scaled(ids).logits)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"label_thresholds": [0.5, 0.2]}, "2 values for 3 labels"),
+        ({"label_thresholds": 1.0}, "probabilities in \\(0, 1\\)"),
+        ({"pos_weight": [1.0, -2.0, 1.0]}, "positive numbers"),
+        ({"regression_loss": "l1"}, "'mse' or 'huber'"),
+        ({"target_mean": 3.0}, "go together"),
+        ({"target_mean": 3.0, "target_std": 0.0}, "positive finite"),
+    ],
+)
+def test_classification_fields_are_checked(fields, message):
+    with pytest.raises(ValueError, match=message):
+        AwdLstmConfig(num_labels=3, **fields)
+
+
+def test_thresholds_default_to_one_half_and_expand_per_label():
+    assert AwdLstmConfig(num_labels=3).thresholds() == [0.5, 0.5, 0.5]
+    assert AwdLstmConfig(num_labels=2, label_thresholds=0.3).thresholds() == [0.3, 0.3]
+    assert AwdLstmConfig(num_labels=2, label_thresholds=[0.3, 0.7]).thresholds() == [0.3, 0.7]
+
+
 def test_training_loss_adds_ar_and_tar_and_reaches_every_parameter():
     names = ("embedding_dropout", "input_dropout", "weight_dropout", "hidden_dropout", "output_dropout")
     model = make_classifier(classifier_dropout=0.0, **dict.fromkeys(names, 0.0))
