@@ -92,6 +92,21 @@ def test_a_list_column_trains_a_multi_label_classifier_whose_pipeline_applies_th
     assert "multi-label-classification" in card.data.tags
 
 
+def test_a_list_of_class_label_ids_keeps_the_datasets_label_names(script, saved_lm, corpus, tmp_path):
+    # as Hub datasets such as go_emotions store tags: `List(ClassLabel)` ids, the names in the features
+    import datasets
+
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "labels": datasets.List(datasets.ClassLabel(names=["sad", "glad", "mad"]))}
+    )
+    rows = {"text": corpus * 3, "labels": [[i % 3] + ([2] if i % 2 else []) for i in range(len(corpus) * 3)]}
+    path = tmp_path / "train.parquet"
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(path)
+    _, config = run(script, saved_lm, str(path), tmp_path / "class-label", "--label_column", "labels")
+    assert config["problem_type"] == "multi_label_classification"
+    assert config["id2label"] == {"0": "sad", "1": "glad", "2": "mad"}  # the dataset's order, not sorted ids
+
+
 @pytest.mark.parametrize("form", ["separator", "columns"])
 def test_separated_strings_and_zero_one_columns_are_multi_label_too(script, saved_lm, corpus, tmp_path, form):
     if form == "separator":

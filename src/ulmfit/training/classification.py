@@ -142,11 +142,15 @@ def prepare_labels(
         labels = LabelSet(kind, names)
         encoded = {split: _class_ids(raw[split], label_column, names, rows[split]) for split in values}
     else:
+        class_names = getattr(getattr(feature, "feature", None), "names", None)  # a list of `ClassLabel` ids
+        if class_names is not None and not label_columns:
+            values = {split: [[[class_names[i] for i in row] for row in values[split][0]]] for split in values}
         tags = {
             split: _tag_lists(values[split], columns, label_separator, rows[split], flag, allow_empty_labels)
             for split in values
         }
         names = columns if label_columns else _sorted_names({tag for row in tags["train"] for tag in row})
+        names = list(class_names) if class_names is not None and not label_columns else names
         if len(names) < 1 + (not label_columns):  # a list column needs two tags for a choice to exist
             raise UsageError(f"{flag} {label_column!r} holds only the tag(s) {names} in the training data.")
         index = {name: position for position, name in enumerate(names)}
