@@ -32,6 +32,15 @@ def test_config_overrides_cast_to_the_field_types():
         apply_config_overrides(AwdLstmConfig(), "weight_dropout=1.5")
 
 
+def test_config_overrides_set_optional_fields_that_are_unset():
+    from ulmfit import GruSeq2SeqConfig
+
+    config = apply_config_overrides(GruSeq2SeqConfig(), "encoder_bidirectional_layers=1, hidden_size=128")
+    assert (config.encoder_bidirectional_layers, config.hidden_size) == (1, 128)
+    with pytest.raises(ValueError, match="encoder_bidirectional_layers"):
+        apply_config_overrides(GruSeq2SeqConfig(), "encoder_bidirectional_layers=3")
+
+
 def test_unknown_schedule_is_named():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match="cosine"):

@@ -83,9 +83,29 @@ def apply_config_overrides(config: PretrainedConfig, overrides: str) -> Pretrain
     allowed), then the config is rebuilt so that its own checks see the new values.
     """
     parts = [part.strip() for part in overrides.split(",") if part.strip()]
-    if parts:
-        config.update_from_string(",".join(parts))
+    typed = []
+    for part in parts:
+        key, _, value = part.partition("=")
+        if hasattr(config, key.strip()) and getattr(config, key.strip()) is None:
+            # `update_from_string` takes the type from the current value, and an optional field unset has none
+            setattr(config, key.strip(), _literal(value.strip()))
+        else:
+            typed.append(part)
+    if typed:
+        config.update_from_string(",".join(typed))
     return type(config).from_dict(config.to_dict())
+
+
+def _literal(value: str):
+    """`1` -> 1, `0.5` -> 0.5, `true`/`false` -> bool, anything else the string itself."""
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
 
 
 __all__ = ["Stage", "apply_config_overrides", "language_model_stages", "make_scheduler", "start_stage"]

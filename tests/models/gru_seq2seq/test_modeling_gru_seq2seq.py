@@ -339,3 +339,43 @@ def test_gradient_checkpointing_is_off_in_eval_and_can_be_disabled(tiny_model, b
         tiny_model.gradient_checkpointing_disable()
     assert not tiny_model.model.encoder.gradient_checkpointing and not tiny_model.model.decoder.gradient_checkpointing
     torch.testing.assert_close(tiny_model(**batch).logits, before)
+
+
+def test_an_encoder_bidirectional_in_its_first_layer_only(tokenizer, batch, tmp_path):
+    # Google's NMT: one bidirectional layer, the ones above unidirectional at twice the width
+    torch.manual_seed(0)
+    model = GruSeq2SeqForConditionalGeneration(
+        make_config(tokenizer, num_hidden_layers=3, encoder_bidirectional_layers=1)
+    )
+    encoder = model.model.encoder
+    assert encoder.gru.num_layers == 1 and encoder.gru.bidirectional
+    assert encoder.upper_gru.num_layers == 2 and not encoder.upper_gru.bidirectional
+    assert encoder.upper_gru.hidden_size == 2 * model.config.hidden_size
+    model.eval()
+    outputs = model.get_encoder()(batch["input_ids"], batch["attention_mask"])
+    assert outputs.final_hidden_state.shape == (batch["input_ids"].size(0), 3, 2 * model.config.hidden_size)
+    # the top layer's final state is its output at each sentence's last real token
+    last = batch["attention_mask"].sum(1) - 1
+    top = outputs.last_hidden_state[torch.arange(len(last)), last]
+    torch.testing.assert_close(outputs.final_hidden_state[:, -1], top)
+    # padding changes nothing, and the model saves and loads as it is
+    alone = tokenizer([SOURCES[0]], return_tensors="pt")
+    torch.testing.assert_close(
+        model.get_encoder()(**alone).final_hidden_state[0], outputs.final_hidden_state[0], rtol=1e-5, atol=1e-5
+    )
+    model.save_pretrained(tmp_path)
+    reloaded = GruSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits)
+    assert reloaded.config.encoder_bidirectional_layers == 1
+
+
+def test_the_default_encoder_keeps_its_weight_names(tiny_model):
+    # all-bidirectional (the notebook's model): checkpoints saved before the option existed load unchanged
+    assert tiny_model.model.encoder.upper_gru is None
+    assert not [name for name in tiny_model.state_dict() if "upper_gru" in name]
+
+
+@pytest.mark.parametrize("value", [0, 3, 1.5, True])
+def test_encoder_bidirectional_layers_must_be_a_layer_count(tokenizer, value):
+    with pytest.raises(ValueError, match="encoder_bidirectional_layers"):
+        make_config(tokenizer, encoder_bidirectional_layers=value)

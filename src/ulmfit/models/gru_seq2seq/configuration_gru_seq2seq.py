@@ -56,6 +56,11 @@ class GruSeq2SeqConfig(PreTrainedConfig):
         num_hidden_layers (`int`, *optional*, defaults to 2):
             Layers of the encoder GRU and of the decoder GRU (fastai `nl`): the encoder's final state of layer `i`
             initialises decoder layer `i`.
+        encoder_bidirectional_layers (`int`, *optional*):
+            How many of the encoder's layers, from the bottom, are bidirectional; `None` (the default, the notebook's
+            model) makes all of them so. Google's NMT (Wu et al. 2016, as lesson 11 notes) makes only the first one
+            bidirectional: the layers above it are then unidirectional GRUs of `2 * hidden_size` units, so that the
+            encoder outputs and final states keep their size.
         input_dropout (`float`, *optional*, defaults to 0.15):
             Dropout on the embedded source words (fastai `emb_enc_drop`; course-v3 `p_inp`).
         encoder_dropout (`float`, *optional*, defaults to 0.25):
@@ -102,6 +107,7 @@ class GruSeq2SeqConfig(PreTrainedConfig):
     embedding_size: int = 300
     hidden_size: int = 256
     num_hidden_layers: int = 2
+    encoder_bidirectional_layers: int | None = None
     input_dropout: float = 0.15
     encoder_dropout: float = 0.25
     hidden_dropout: float = 0.25
@@ -140,6 +146,14 @@ class GruSeq2SeqConfig(PreTrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` is a dropout probability and must be in [0, 1), got {value!r}.")
+        value = self.encoder_bidirectional_layers
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= self.num_hidden_layers
+        ):
+            raise ValueError(
+                f"`encoder_bidirectional_layers` must be None or a layer count in [1, {self.num_hidden_layers}] "
+                f"(num_hidden_layers), got {value!r}."
+            )
         value = self.initializer_range
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"`initializer_range` must be a positive number, got {value!r}.")

@@ -181,7 +181,9 @@ class GruSeq2SeqLMOutput(ModelOutput):
 class GruSeq2SeqEncoder(nn.Module):
     """
     Source embedding -> dropout -> bidirectional multi-layer GRU (the notebook's `emb_enc`, `emb_enc_drop`,
-    `gru_enc`). Padded sequences are packed, so a sentence encodes the same alone or in a padded batch.
+    `gru_enc`). Padded sequences are packed, so a sentence encodes the same alone or in a padded batch. With
+    `config.encoder_bidirectional_layers=k` below `num_hidden_layers`, only the first `k` layers are bidirectional
+    (`gru`) and the rest a unidirectional GRU of twice the size (`upper_gru`), as in Google's NMT.
     """
 
     main_input_name = "input_ids"  # generate() reads it from the attribute named `encoder`
@@ -191,15 +193,28 @@ class GruSeq2SeqEncoder(nn.Module):
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.input_dropout = nn.Dropout(config.input_dropout)
+        layers = config.num_hidden_layers
+        self.bidirectional_layers = config.encoder_bidirectional_layers or layers
         self.gru = nn.GRU(
             config.embedding_size,
             config.hidden_size,
-            num_layers=config.num_hidden_layers,
+            num_layers=self.bidirectional_layers,
             # nn.GRU only drops between layers: with one layer there is nothing to drop (and it would warn)
-            dropout=config.encoder_dropout if config.num_hidden_layers > 1 else 0.0,
+            dropout=config.encoder_dropout if self.bidirectional_layers > 1 else 0.0,
             bidirectional=True,
             batch_first=True,
         )
+        upper = layers - self.bidirectional_layers
+        self.upper_gru = None
+        if upper:
+            self.upper_gru = nn.GRU(
+                2 * config.hidden_size,
+                2 * config.hidden_size,
+                num_layers=upper,
+                dropout=config.encoder_dropout if upper > 1 else 0.0,
+                batch_first=True,
+            )
+            self.between_dropout = nn.Dropout(config.encoder_dropout)  # what nn.GRU drops between its own layers
         # Set by `model.gradient_checkpointing_enable()`: the GRU (all its layers, one `nn.GRU` call) is recomputed in
         # the backward pass instead of keeping its activations.
         self.gradient_checkpointing = False
@@ -235,29 +250,35 @@ class GruSeq2SeqEncoder(nn.Module):
         # 1. Embedding -> dropout -> packed bidirectional GRU
         inputs_embeds = self.input_dropout(self.embed_tokens(input_ids))  # (batch, source, embedding)
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            outputs, final = self._gradient_checkpointing_func(self._run_gru, inputs_embeds, lengths.cpu())
+            outputs, final, upper = self._gradient_checkpointing_func(self._run_gru, inputs_embeds, lengths.cpu())
         else:
-            outputs, final = self._run_gru(inputs_embeds, lengths.cpu())
+            outputs, final, upper = self._run_gru(inputs_embeds, lengths.cpu())
 
         # 2. Each layer's forward and backward final states side by side, batch-first (the notebook's
         #    `h.view(2, 2, bs, -1).permute(0, 2, 1, 3).view(2, bs, -1)`, transposed)
-        layers = self.config.num_hidden_layers
+        layers = self.bidirectional_layers
         final = final.view(layers, 2, batch_size, -1).permute(2, 0, 1, 3)  # (batch, layers, 2, hidden)
         final = final.reshape(batch_size, layers, -1)  # (batch, layers, 2 * hidden)
+        final = torch.cat([final, upper.transpose(0, 1)], dim=1)  # the unidirectional layers' states: 2 * hidden
 
         hidden_states = (inputs_embeds, outputs) if output_hidden_states else None
         return GruSeq2SeqEncoderOutput(
             last_hidden_state=outputs, final_hidden_state=final, hidden_states=hidden_states
         )
 
-    def _run_gru(self, inputs_embeds: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The packed GRU over `(batch, source, embedding)` inputs: the outputs, padded back, and the final states."""
+    def _run_gru(self, inputs_embeds: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The packed GRUs over `(batch, source, embedding)` inputs: the outputs, padded back, and the final states of
+        the bidirectional layers and of the unidirectional ones above them (none by default)."""
         packed = nn.utils.rnn.pack_padded_sequence(inputs_embeds, lengths, batch_first=True, enforce_sorted=False)
-        packed_outputs, final = self.gru(packed)  # final: (layers * 2, batch, hidden)
+        packed_outputs, final = self.gru(packed)  # final: (bidirectional layers * 2, batch, hidden)
+        upper_final = final.new_zeros(0, final.size(1), 2 * final.size(2))
+        if self.upper_gru is not None:  # upper_final: (upper layers, batch, 2 * hidden)
+            dropped = packed_outputs._replace(data=self.between_dropout(packed_outputs.data))
+            packed_outputs, upper_final = self.upper_gru(dropped)
         outputs, _ = nn.utils.rnn.pad_packed_sequence(
             packed_outputs, batch_first=True, total_length=inputs_embeds.size(1)
         )  # (batch, source, 2 * hidden)
-        return outputs, final
+        return outputs, final, upper_final
 
 
 def _right_padded_lengths(attention_mask: torch.Tensor, shape: torch.Size) -> torch.Tensor:
