@@ -46,11 +46,9 @@ from ulmfit.training import (
 from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.classification import (
     check_label_flags,
-    check_label_kind,
     choose_label_thresholds,
     evaluate_classifier,
-    prepare_labels,
-    row_sources,
+    prepare_script_labels,
 )
 from ulmfit.training.data import load_text_datasets
 from ulmfit.training.language_modeling import find_learning_rate
@@ -229,18 +227,7 @@ def main(argv: list[str] | None = None):
         for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples)):
             if limit:
                 raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
-        raw, labels = prepare_labels(
-            raw,
-            args.label_column,
-            args.problem_type,
-            args.label_column_names if args.label_columns else (),
-            args.label_separator,
-            args.allow_empty_labels,
-            args.normalize_target,
-            args.pos_weight,
-            row_sources(args),
-        )
-        check_label_kind(args, labels)
+        raw, labels = prepare_script_labels(raw, args)  # every label checked; a mistake names its file and row
         tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
 
         def encode(batch):

@@ -301,6 +301,23 @@ def row_sources(args) -> dict[str, str]:
     }
 
 
+def prepare_script_labels(raw: datasets.DatasetDict, args) -> tuple[datasets.DatasetDict, LabelSet]:
+    """[`prepare_labels`] with `scripts/train_classifier.py`'s flags, then [`check_label_kind`]."""
+    prepared, labels = prepare_labels(
+        raw,
+        args.label_column,
+        args.problem_type,
+        args.label_column_names if args.label_columns else (),
+        args.label_separator,
+        args.allow_empty_labels,
+        args.normalize_target,
+        args.pos_weight,
+        row_sources(args),
+    )
+    check_label_kind(args, labels)
+    return prepared, labels
+
+
 def check_label_kind(args, labels: LabelSet) -> None:
     """The flags that only one kind of label takes are not given for another."""
     only = {
@@ -428,4 +445,5 @@ __all__ = [
     "multi_label_scores",
     "predict",
     "prepare_labels",
+    "prepare_script_labels",
 ]
