@@ -80,6 +80,38 @@ def copy_of(saved, name, tmp_path):
     return folder
 
 
+# --- Weights that cannot be read: the error names the folder and the file --------------------------------------------
+
+
+def devise_model() -> DeviseModel:
+    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
+    return DeviseModel(DeviseConfig(backbone_config=backbone, projection_dim=6, head_hidden_size=8, vocab_size=6))
+
+
+WEIGHT_MODELS = {
+    "awd_lstm": lambda: classifier(20),
+    "gru_seq2seq": lambda: translator(None, vocab_size=20, decoder_vocab_size=20),
+    "devise": devise_model,
+}
+
+
+@pytest.mark.parametrize("family", WEIGHT_MODELS)
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_unreadable_weights_name_the_folder_and_the_file(tmp_path, family, damage):
+    model = WEIGHT_MODELS[family]()
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    with open(weights, "r+b") as handle:
+        handle.truncate(1000 if damage == "truncated" else 0)
+    size = "1,000" if damage == "truncated" else "0"
+    with pytest.raises(
+        OSError, match=rf"The weights of {tmp_path} cannot be read .*model.safetensors \({size} bytes\)"
+    ):
+        type(model).from_pretrained(tmp_path)
+    with pytest.raises(OSError, match="config.json is a file: `from_pretrained` takes the folder"):
+        type(model).from_pretrained(tmp_path / "config.json")
+
+
 # --- Every load error names the folder and the file ------------------------------------------------------------------
 
 MISSING_FILES = [

@@ -8,6 +8,8 @@
 - the input checks every head runs first: clear errors naming the argument instead of failures deep inside torch.
 """
 
+import os
+
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -112,6 +114,26 @@ def _check_documents(attention_mask: torch.Tensor):
     for rows, problem in problems:
         if bool(rows.any()):
             raise ValueError(f"`attention_mask` rows {rows.nonzero()[:, 0].tolist()} {problem}.")
+
+
+def _unreadable_weights(name_or_path, error: Exception) -> OSError | None:
+    """
+    An `OSError` naming the model for weights `from_pretrained` could not read (a truncated or empty
+    `model.safetensors`, a file given where a folder is expected), or None when `error` is not one of those.
+    """
+    if type(error).__name__ not in ("SafetensorError", "UnpicklingError", "HeaderTooLarge", "EOFError"):
+        return None
+    path = os.fspath(name_or_path) if isinstance(name_or_path, (str, os.PathLike)) else str(name_or_path)
+    if os.path.isfile(path):
+        return OSError(
+            f"{path} is a file: `from_pretrained` takes the folder holding config.json and the weights, or a Hub id."
+        )
+    weights = [os.path.join(path, name) for name in ("model.safetensors", "pytorch_model.bin")]
+    found = ", ".join(f"{file} ({os.path.getsize(file):,} bytes)" for file in weights if os.path.isfile(file))
+    return OSError(
+        f"The weights of {path} cannot be read ({type(error).__name__}: {error}){': ' + found if found else ''}. The "
+        "file is truncated, empty or not a checkpoint: save or download the model again."
+    )
 
 
 def _init_batch_norm(module: nn.Module):

@@ -43,6 +43,7 @@ from .layers_awd_lstm import (  # noqa: F401 (the building blocks are importable
     _init_batch_norm,
     _mask_is_full,
     _PaddingLayout,
+    _unreadable_weights,
     activation_regularization,
     masked_concat_pool,
 )
@@ -216,11 +217,14 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, with a clear error when the checkpoint's vocabulary does not fit."""
+        """`PreTrainedModel.from_pretrained`, with clear errors for unreadable weights and another vocabulary."""
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        except RuntimeError as error:
-            if "ignore_mismatched_sizes" not in str(error):
+        except Exception as error:
+            unreadable = _unreadable_weights(pretrained_model_name_or_path, error)
+            if unreadable is not None:
+                raise unreadable from error
+            if not isinstance(error, RuntimeError) or "ignore_mismatched_sizes" not in str(error):
                 raise
             config = kwargs.get("config")
             rows = _checkpoint_vocab_size(pretrained_model_name_or_path, kwargs)

@@ -17,6 +17,7 @@ frozen and its features precomputed (`precompute=True`). What we changed or adde
 - gradient checkpointing recomputes the backbone's blocks, where the backbone supports it (EfficientNet-Lite, ViT).
 """
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -181,6 +182,27 @@ class DeviseOutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
+# Copied from ulmfit.models.awd_lstm.layers_awd_lstm._unreadable_weights
+def _unreadable_weights(name_or_path, error: Exception) -> OSError | None:
+    """
+    An `OSError` naming the model for weights `from_pretrained` could not read (a truncated or empty
+    `model.safetensors`, a file given where a folder is expected), or None when `error` is not one of those.
+    """
+    if type(error).__name__ not in ("SafetensorError", "UnpicklingError", "HeaderTooLarge", "EOFError"):
+        return None
+    path = os.fspath(name_or_path) if isinstance(name_or_path, (str, os.PathLike)) else str(name_or_path)
+    if os.path.isfile(path):
+        return OSError(
+            f"{path} is a file: `from_pretrained` takes the folder holding config.json and the weights, or a Hub id."
+        )
+    weights = [os.path.join(path, name) for name in ("model.safetensors", "pytorch_model.bin")]
+    found = ", ".join(f"{file} ({os.path.getsize(file):,} bytes)" for file in weights if os.path.isfile(file))
+    return OSError(
+        f"The weights of {path} cannot be read ({type(error).__name__}: {error}){': ' + found if found else ''}. The "
+        "file is truncated, empty or not a checkpoint: save or download the model again."
+    )
+
+
 class DevisePreTrainedModel(PreTrainedModel):
     """Weight initialisation and saving shared by the DeViSE models."""
 
@@ -232,8 +254,14 @@ class DevisePreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`; a model saved with a frozen backbone comes back frozen."""
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        """`PreTrainedModel.from_pretrained` (clear errors for unreadable weights); a frozen backbone stays frozen."""
+        try:
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except Exception as error:
+            unreadable = _unreadable_weights(pretrained_model_name_or_path, error)
+            if unreadable is None:
+                raise
+            raise unreadable from error
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # `output_loading_info=True` gives a tuple
         # loading replaces the parameters, which forgets `requires_grad`
         if model.config.freeze_backbone:

@@ -28,6 +28,7 @@ With full teacher forcing the decoder still runs step by step, because each step
 previous step produced (input feeding); what the fast path saves is the output layer, computed once for all steps.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -412,6 +413,27 @@ class GruSeq2SeqDecoder(nn.Module):
         return output[:, 0], hidden_state, weights
 
 
+# Copied from ulmfit.models.awd_lstm.layers_awd_lstm._unreadable_weights
+def _unreadable_weights(name_or_path, error: Exception) -> OSError | None:
+    """
+    An `OSError` naming the model for weights `from_pretrained` could not read (a truncated or empty
+    `model.safetensors`, a file given where a folder is expected), or None when `error` is not one of those.
+    """
+    if type(error).__name__ not in ("SafetensorError", "UnpicklingError", "HeaderTooLarge", "EOFError"):
+        return None
+    path = os.fspath(name_or_path) if isinstance(name_or_path, (str, os.PathLike)) else str(name_or_path)
+    if os.path.isfile(path):
+        return OSError(
+            f"{path} is a file: `from_pretrained` takes the folder holding config.json and the weights, or a Hub id."
+        )
+    weights = [os.path.join(path, name) for name in ("model.safetensors", "pytorch_model.bin")]
+    found = ", ".join(f"{file} ({os.path.getsize(file):,} bytes)" for file in weights if os.path.isfile(file))
+    return OSError(
+        f"The weights of {path} cannot be read ({type(error).__name__}: {error}){': ' + found if found else ''}. The "
+        "file is truncated, empty or not a checkpoint: save or download the model again."
+    )
+
+
 class GruSeq2SeqPreTrainedModel(PreTrainedModel):
     """Weight initialisation, remote-code saving and the generation plumbing shared by the GRU translator's heads."""
 
@@ -425,6 +447,17 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     # The state of an RNN cannot be rolled back, so assisted decoding must refuse rather than give wrong results.
     _is_stateful = True
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with a clear error for weights that cannot be read."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except Exception as error:
+            unreadable = _unreadable_weights(pretrained_model_name_or_path, error)
+            if unreadable is None:
+                raise
+            raise unreadable from error
 
     @classmethod
     # Copied from ulmfit.models.awd_lstm.modeling_awd_lstm.AwdLstmPreTrainedModel._supports_default_dynamic_cache
