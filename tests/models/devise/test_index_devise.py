@@ -306,3 +306,23 @@ def test_the_file_runs_as_remote_code_without_faiss(monkeypatch):
     index = module.DeviseIndex.build(torch.randn(300, 8))
     assert index.backend == "ivf"
     assert index.search(index.vectors[:1], k=1)[1].item() == index.ids[0].item()
+
+
+def test_files_that_are_not_indexes_and_folders_that_do_not_exist_are_named(tmp_path):
+    index = DeviseIndex.build(torch.nn.functional.normalize(torch.randn(20, 8), dim=-1), backend="exact")
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ValueError, match=f"'{garbage}' is not a DeviseIndex file: it cannot be read as safetensors"):
+        DeviseIndex.load(garbage)
+    missing = tmp_path / "no" / "such" / "index.safetensors"
+    with pytest.raises(FileNotFoundError, match=f"the folder '{missing.parent}' does not exist"):
+        index.save(missing)
+    assert not missing.parent.exists()
+
+
+def test_a_zero_query_has_no_direction_and_is_refused():
+    index = DeviseIndex.build(torch.nn.functional.normalize(torch.randn(20, 8), dim=-1), backend="exact")
+    queries = torch.randn(3, 8)
+    queries[1] = 0
+    with pytest.raises(ValueError, match="`queries` row 1 is all zeros"):
+        index.search(queries, k=2)

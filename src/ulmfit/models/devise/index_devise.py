@@ -529,6 +529,9 @@ class DeviseIndex:
             )
         queries = queries.detach().cpu().float().reshape(-1, self.dim)
         _check_finite(queries, "queries")
+        zero = (queries == 0).all(dim=1).nonzero()
+        if len(zero):  # a zero vector has no direction: every cosine similarity would be 0
+            raise ValueError(f"`queries` row {int(zero[0])} is all zeros: a query needs a direction to search.")
         queries = F.normalize(queries, dim=-1)
 
         settings = {name: value for name, value in (("nprobe", nprobe), ("ef_search", ef_search)) if value is not None}
@@ -547,6 +550,11 @@ class DeviseIndex:
         tensors, config = self._search.state()
         tensors = {"vectors": self.vectors, "ids": self.ids, **tensors}
         metadata = {"format": FILE_FORMAT, "backend": self.backend, "config": json.dumps(config)}
+        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(
+                f"Cannot save the index to {os.fspath(path)!r}: the folder {folder!r} does not exist."
+            )
         save_file(tensors, os.fspath(path), metadata=metadata)
 
     @classmethod
@@ -560,8 +568,15 @@ class DeviseIndex:
                 rebuilt from the stored vectors with its default settings (`"exact"` needs no building).
         """
         path = os.fspath(path)
-        with safe_open(path, framework="pt") as handle:
-            metadata = handle.metadata() or {}
+        try:
+            with safe_open(path, framework="pt") as handle:
+                metadata = handle.metadata() or {}
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # safetensors' own error for a file that is not one
+            raise ValueError(
+                f"{path!r} is not a DeviseIndex file: it cannot be read as safetensors ({error})."
+            ) from error
         if metadata.get("format") not in (FILE_FORMAT, "devise-ivf"):
             raise ValueError(f"{path!r} is not a DeviseIndex file.")
         saved = metadata.get("backend", "ivf")
