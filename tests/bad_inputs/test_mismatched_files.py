@@ -311,3 +311,12 @@ def test_stock_text_classification_runs_a_smaller_tokenizer_silently(tmp_path):
     classifier(2000).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     assert len(pipeline("text-classification", model=str(tmp_path))("The movie was great.")) == 1
+
+
+@pytest.mark.parametrize(
+    ("family", "other"), [("awd_lstm", "gru_seq2seq"), ("gru_seq2seq", "devise"), ("devise", "awd_lstm")]
+)
+def test_a_folder_of_another_model_type_is_refused_not_loaded_with_random_weights(tmp_path, family, other):
+    WEIGHT_MODELS[other]().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=f"holds a '{other}' model, not '{family}': load it with its own class"):
+        type(WEIGHT_MODELS[family]()).from_pretrained(tmp_path)

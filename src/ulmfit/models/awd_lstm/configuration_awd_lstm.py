@@ -23,6 +23,21 @@ FASTAI_CLASSIFIER_DROPOUTS = {
 FASTAI_DROPOUT_PRESETS = ("language_model", "classifier")
 
 
+def check_model_type(config_class: type, name_or_path, kwargs: dict) -> None:
+    """
+    Refuse a checkpoint of another model type: transformers only warns and builds the model with random weights
+    (the architectures of this package share no weights). `kwargs` are those of `from_pretrained`.
+    """
+    options = {k: v for k, v in kwargs.items() if k not in ("return_unused_kwargs",)}
+    config_dict, _ = config_class.get_config_dict(name_or_path, **options)
+    found = config_dict.get("model_type")
+    if found and found != config_class.model_type:
+        raise ValueError(
+            f"{name_or_path} holds a {found!r} model, not {config_class.model_type!r}: load it with its own class, or "
+            "an Auto class (AutoModel, AutoModelForCausalLM, ...), which picks the right one."
+        )
+
+
 class AwdLstmConfig(PreTrainedConfig):
     r"""
     Configuration of an AWD-LSTM ("ASGD Weight-Dropped LSTM") language model. The defaults reproduce fastai v2's
@@ -141,6 +156,12 @@ class AwdLstmConfig(PreTrainedConfig):
     pad_token_id: int | None = 1
     bos_token_id: int | None = 2
     eos_token_id: int | None = 3
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """`PreTrainedConfig.from_pretrained`, refusing a checkpoint of another model type (see `check_model_type`)."""
+        check_model_type(cls, pretrained_model_name_or_path, kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

@@ -66,6 +66,22 @@ def without_registered_pipelines(config_class: type, custom_pipelines: dict | No
     return kept
 
 
+# Copied from ulmfit.models.awd_lstm.configuration_awd_lstm.check_model_type
+def check_model_type(config_class: type, name_or_path, kwargs: dict) -> None:
+    """
+    Refuse a checkpoint of another model type: transformers only warns and builds the model with random weights
+    (the architectures of this package share no weights). `kwargs` are those of `from_pretrained`.
+    """
+    options = {k: v for k, v in kwargs.items() if k not in ("return_unused_kwargs",)}
+    config_dict, _ = config_class.get_config_dict(name_or_path, **options)
+    found = config_dict.get("model_type")
+    if found and found != config_class.model_type:
+        raise ValueError(
+            f"{name_or_path} holds a {found!r} model, not {config_class.model_type!r}: load it with its own class, or "
+            "an Auto class (AutoModel, AutoModelForCausalLM, ...), which picks the right one."
+        )
+
+
 class DeviseConfig(PreTrainedConfig):
     r"""
     Configuration of a DeViSE model ("Deep Visual-Semantic Embedding"): an image backbone whose pooled features a small
@@ -140,6 +156,12 @@ class DeviseConfig(PreTrainedConfig):
     hinge_margin: float = 0.1
     logit_scale: float = 10.0
     vocab_size: int = 0
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """`PreTrainedConfig.from_pretrained`, refusing a checkpoint of another model type (see `check_model_type`)."""
+        check_model_type(cls, pretrained_model_name_or_path, kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def __post_init__(self, **kwargs):
         # 1. The backbone: given, or read from `backbone`, or the notebook's ResNet-50. Resolved before

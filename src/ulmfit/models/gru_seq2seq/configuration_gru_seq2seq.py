@@ -28,6 +28,22 @@ def without_registered_pipelines(config_class: type, custom_pipelines: dict | No
     return kept
 
 
+# Copied from ulmfit.models.awd_lstm.configuration_awd_lstm.check_model_type
+def check_model_type(config_class: type, name_or_path, kwargs: dict) -> None:
+    """
+    Refuse a checkpoint of another model type: transformers only warns and builds the model with random weights
+    (the architectures of this package share no weights). `kwargs` are those of `from_pretrained`.
+    """
+    options = {k: v for k, v in kwargs.items() if k not in ("return_unused_kwargs",)}
+    config_dict, _ = config_class.get_config_dict(name_or_path, **options)
+    found = config_dict.get("model_type")
+    if found and found != config_class.model_type:
+        raise ValueError(
+            f"{name_or_path} holds a {found!r} model, not {config_class.model_type!r}: load it with its own class, or "
+            "an Auto class (AutoModel, AutoModelForCausalLM, ...), which picks the right one."
+        )
+
+
 class GruSeq2SeqConfig(PreTrainedConfig):
     r"""
     Configuration of a GRU encoder-decoder with additive attention (Bahdanau, Cho & Bengio 2014, arXiv:1409.0473), the
@@ -120,6 +136,12 @@ class GruSeq2SeqConfig(PreTrainedConfig):
     eos_token_id: int = 3
     decoder_start_token_id: int = 2
     is_encoder_decoder: bool = True
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """`PreTrainedConfig.from_pretrained`, refusing a checkpoint of another model type (see `check_model_type`)."""
+        check_model_type(cls, pretrained_model_name_or_path, kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def __post_init__(self, **kwargs):
         # A folder's `custom_pipelines` entries for pipelines the installed package registers are left out
