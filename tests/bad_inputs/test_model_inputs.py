@@ -766,3 +766,20 @@ def test_labels_that_fail_leave_the_classifiers_problem_type_unset():
     assert model.config.problem_type is None
     assert model(ids, labels=torch.tensor([0, 2])).loss.isfinite()
     assert model.config.problem_type == "single_label_classification"
+
+
+@pytest.mark.parametrize(
+    "setting", [{"num_beams": 0}, {"num_beams": "2"}, {"num_return_sequences": 1.5}, {"top_k": True}]
+)
+def test_generation_counts_that_are_not_whole_numbers_in_range_are_named(setting):
+    from ulmfit import AwdLstmConfig, AwdLstmForCausalLM, GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+
+    ids = torch.randint(4, 20, (2, 5))
+    language_model = AwdLstmForCausalLM(AwdLstmConfig(vocab_size=20, embedding_size=8, hidden_size=8)).eval()
+    translator = GruSeq2SeqForConditionalGeneration(
+        GruSeq2SeqConfig(vocab_size=20, decoder_vocab_size=20, embedding_size=8, hidden_size=8)
+    ).eval()
+    (name,) = setting
+    for model in (language_model, translator):
+        with pytest.raises(ValueError, match=f"generate\\(\\): `{name}` must be a whole number"):
+            model.generate(ids, max_new_tokens=3, **setting)

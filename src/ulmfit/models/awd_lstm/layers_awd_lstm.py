@@ -116,6 +116,32 @@ def _check_documents(attention_mask: torch.Tensor):
             raise ValueError(f"`attention_mask` rows {rows.nonzero()[:, 0].tolist()} {problem}.")
 
 
+# generate() settings that must be whole numbers: at least 1, or at least 0 (transformers checks some of them only
+# after dividing by them, or compares them with ints: `num_beams=0` is a ZeroDivisionError, `num_beams="2"` a
+# TypeError)
+_GENERATION_COUNTS = {
+    "num_beams": 1,
+    "num_return_sequences": 1,
+    "num_beam_groups": 1,
+    "max_new_tokens": 1,
+    "max_length": 1,
+    "min_new_tokens": 0,
+    "min_length": 0,
+    "no_repeat_ngram_size": 0,
+    "top_k": 0,
+}
+
+
+def _check_generation_counts(generation_config, kwargs: dict) -> None:
+    """Raise a `ValueError` naming the setting for a count of `generate()` that is not a whole number in range."""
+    for name, low in _GENERATION_COUNTS.items():
+        value = kwargs[name] if name in kwargs else getattr(generation_config, name, None)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"generate(): `{name}` must be a whole number of at least {low}, got {value!r}.")
+
+
 def _unreadable_weights(name_or_path, error: Exception) -> OSError | None:
     """
     An `OSError` naming the model for weights `from_pretrained` could not read (a truncated or empty

@@ -37,6 +37,7 @@ from .layers_awd_lstm import (  # noqa: F401 (the building blocks are importable
     WeightDroppedLstm,
     _check_documents,
     _check_floats,
+    _check_generation_counts,
     _check_target_ids,
     _check_token_ids,
     _describe_type,
@@ -170,6 +171,11 @@ class AwdLstmPreTrainedModel(PreTrainedModel):
         """
         attention_mask = super()._prepare_attention_mask_for_generation(inputs_tensor, generation_config, model_kwargs)
         return attention_mask.cummax(dim=-1).values if attention_mask.dim() == 2 else attention_mask
+
+    def generate(self, *args, generation_config=None, **kwargs):
+        """`GenerationMixin.generate`, with clear errors for counts that are not whole numbers in range."""
+        _check_generation_counts(generation_config, kwargs)
+        return super().generate(*args, generation_config=generation_config, **kwargs)
 
     def _validate_generation_mode(self, generation_mode, *args, **kwargs):
         # Assisted decoding verifies draft tokens and rolls back the rejected ones: a recurrent state cannot be rolled

@@ -413,6 +413,33 @@ class GruSeq2SeqDecoder(nn.Module):
         return output[:, 0], hidden_state, weights
 
 
+# generate() settings that must be whole numbers: at least 1, or at least 0 (transformers checks some of them only
+# after dividing by them, or compares them with ints: `num_beams=0` is a ZeroDivisionError, `num_beams="2"` a
+# TypeError)
+_GENERATION_COUNTS = {
+    "num_beams": 1,
+    "num_return_sequences": 1,
+    "num_beam_groups": 1,
+    "max_new_tokens": 1,
+    "max_length": 1,
+    "min_new_tokens": 0,
+    "min_length": 0,
+    "no_repeat_ngram_size": 0,
+    "top_k": 0,
+}
+
+
+# Copied from ulmfit.models.awd_lstm.layers_awd_lstm._check_generation_counts
+def _check_generation_counts(generation_config, kwargs: dict) -> None:
+    """Raise a `ValueError` naming the setting for a count of `generate()` that is not a whole number in range."""
+    for name, low in _GENERATION_COUNTS.items():
+        value = kwargs[name] if name in kwargs else getattr(generation_config, name, None)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"generate(): `{name}` must be a whole number of at least {low}, got {value!r}.")
+
+
 # Copied from ulmfit.models.awd_lstm.layers_awd_lstm._unreadable_weights
 def _unreadable_weights(name_or_path, error: Exception) -> OSError | None:
     """
@@ -473,6 +500,12 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         if outputs.get("state") is not None:
             model_kwargs["state"] = outputs["state"]
         return model_kwargs
+
+    # Copied from ulmfit.models.awd_lstm.modeling_awd_lstm.AwdLstmPreTrainedModel.generate
+    def generate(self, *args, generation_config=None, **kwargs):
+        """`GenerationMixin.generate`, with clear errors for counts that are not whole numbers in range."""
+        _check_generation_counts(generation_config, kwargs)
+        return super().generate(*args, generation_config=generation_config, **kwargs)
 
     # Copied from ulmfit.models.awd_lstm.modeling_awd_lstm.AwdLstmPreTrainedModel._validate_generation_mode
     def _validate_generation_mode(self, generation_mode, *args, **kwargs):
