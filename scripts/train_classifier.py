@@ -48,6 +48,7 @@ from ulmfit.training.classification import (
     check_label_flags,
     choose_label_thresholds,
     evaluate_classifier,
+    per_label_rows,
     prepare_script_labels,
 )
 from ulmfit.training.data import load_text_datasets
@@ -379,6 +380,7 @@ def main(argv: list[str] | None = None):
         dataset_name=script_steps.evaluation_data_name(args),
         dataset_type=args.dataset_name,
         metrics=card_metrics,
+        per_label=per_label_rows(results),
     )
     accelerator.print(", ".join(f"{name} {value:.4f}" for name, value in card_metrics.items()))
     if args.push_to_hub:

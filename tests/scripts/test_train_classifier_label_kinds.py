@@ -90,6 +90,8 @@ def test_a_list_column_trains_a_multi_label_classifier_whose_pipeline_applies_th
     assert types["macro_f1"] == "f1" and types["subset_accuracy"] == "accuracy" and "hamming_loss" in types
     assert {result.task_name for result in card.data.eval_results} == {"Multi-label text classification"}
     assert "multi-label-classification" in card.data.tags
+    per_label = card.text.split("Per label:")[1].split("##")[0]
+    assert per_label.count("\n| ") == 1 + 3 and "| threshold |" in per_label.splitlines()[2]
 
 
 def test_a_list_of_class_label_ids_keeps_the_datasets_label_names(script, saved_lm, corpus, tmp_path):

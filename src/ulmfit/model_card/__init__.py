@@ -101,6 +101,8 @@ class ModelCardInfo:
     metrics: dict[str, float] = field(default_factory=dict)
     training_command: str = ""
     hyperparameters: dict[str, object] = field(default_factory=dict)
+    # one row per label, e.g. [{"label": "joy", "f1": 0.61, "threshold": 0.35}], shown under the results
+    per_label: list[dict] = field(default_factory=list)
     # rows of the training log, e.g. [{"epoch": 1, "train_loss": 4.2, "valid_loss": 4.1, ...}]
     training_log: list[dict] = field(default_factory=list)
     extra_citations: list[str] = field(default_factory=list)
@@ -220,6 +222,7 @@ def render_model_card(info: ModelCardInfo) -> ModelCard:
         datasets_description=info.datasets_description or ", ".join(f"`{name}`" for name in local_datasets),
         usage_snippet=family.usage.format(model_id=info.model_id),
         results_table=_markdown_table(results),
+        per_label_table=_markdown_table(info.per_label),
         intended_use=family.intended_use,
         limitations=family.limitations,
         training_command=info.training_command,

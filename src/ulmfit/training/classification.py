@@ -432,6 +432,17 @@ def choose_label_thresholds(model, loader, accelerator, labels: LabelSet, args) 
     return results
 
 
+def per_label_rows(results: dict) -> list[dict]:
+    """A multi-label run's per-label F1 and threshold, one row per label, for the model card (else no rows)."""
+    scores = results.get("eval_per_label_f1") or {}
+    thresholds = results.get("label_thresholds")
+    rows = []
+    for index, (label, f1) in enumerate(scores.items()):
+        threshold = thresholds[index] if isinstance(thresholds, list) else thresholds
+        rows.append({"label": label, "f1": f1, "threshold": threshold})
+    return rows
+
+
 __all__ = [
     "PROBLEM_TYPES",
     "LabelSet",
@@ -443,6 +454,7 @@ __all__ = [
     "detect_problem_type",
     "evaluate_classifier",
     "multi_label_scores",
+    "per_label_rows",
     "predict",
     "prepare_labels",
     "prepare_script_labels",
