@@ -74,7 +74,7 @@ def test_end_to_end_run_saves_a_pipeline_ready_translator_with_card_log_and_scor
     script([*args, "--target_vectors", target_vectors, "--project_vectors"])
     printed = capsys.readouterr().out
     assert "train: dropped 1 pairs with an empty or missing sentence" in printed
-    assert "dropped 2 of 29 training pairs longer than max_source_length=None / max_target_length=8" in printed
+    assert "dropped 2 of 29 training pairs longer than max_source_length=30 / max_target_length=8" in printed
     assert "source vectors fr.vec: 4/" in printed and "target vectors en.txt: 4/" in printed
     assert "(epoch 2): validation loss" in printed
 
@@ -82,6 +82,12 @@ def test_end_to_end_run_saves_a_pipeline_ready_translator_with_card_log_and_scor
     assert {"eval_bleu", "eval_chrf", "eval_bleu_beam2", "test_bleu", "test_chrf", "test_bleu_beam2"} <= set(results)
     assert 0 <= results["test_bleu"] <= 100 and "tok:13a" in results["bleu_signature"]
     assert results["vector_coverage"]["target"]["found"] == 4
+    # the saved decoding settings: the best of the grid on the validation pairs, and what the saved model uses
+    settings, rows = results["generation_settings"], results["generation_tuning"]
+    assert len(rows) == 8 and {row["num_beams"] for row in rows} == {1, 4}
+    best = max(rows, key=lambda row: (round(row["bleu"], 2), -row["repeat_rate"]))
+    assert settings == {key: best[key] for key in ("num_beams", "repetition_penalty", "no_repeat_ngram_size")}
+    assert 0 <= results["test_repeat_rate"] <= 1
     log = json.loads((out / "training_log.json").read_text())
     assert [row["epoch"] for row in log if "bleu" in row] == [0, 1, 2]
     assert (out / "training_curve.png").stat().st_size > 0
@@ -99,6 +105,8 @@ def test_end_to_end_run_saves_a_pipeline_ready_translator_with_card_log_and_scor
     model = AutoModelForSeq2SeqLM.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert model.generation_config.max_new_tokens == 6  # the longest kept target (xxmaj you are happy . xxeos)
+    assert model.generation_config.num_beams == settings["num_beams"]
+    assert model.generation_config.no_repeat_ngram_size == settings["no_repeat_ngram_size"]
     assert tokenizer.target_vocab_size == model.config.decoder_vocab_size
     translate = pipeline("translation", model=str(out), trust_remote_code=True)
     result = translate(["Je suis content.", "Ils sont ici."], batch_size=2)
@@ -135,7 +143,8 @@ def test_teacher_forcing_decays_linearly_over_the_run_by_default(script, data, t
     script([*TINY, *files(data, "train", "validation"), "--output_dir", out, "--num_train_epochs", 2])
     log = json.loads((out / "training_log.json").read_text())
     ratios = [row["teacher_forcing"] for row in log if "train_loss" in row]  # one row per step
-    assert len(ratios) > 4 and ratios == pytest.approx([1 - step / len(ratios) for step in range(len(ratios))])
+    # from 1 to the default end, 0.5 (the measured recipe), over the whole run
+    assert len(ratios) > 4 and ratios == pytest.approx([1 - 0.5 * step / len(ratios) for step in range(len(ratios))])
 
 
 def test_a_resumed_run_ends_with_the_same_weights_and_log(script, data, tmp_path):

@@ -201,3 +201,11 @@ def test_evaluation_scores_the_translations_of_every_row_in_order():
         with_loss=False,
     )
     assert "loss" not in greedy and greedy["examples"] == scores["examples"]  # row order, whatever the batch order
+
+
+def test_repeated_word_rate_counts_outputs_that_say_a_word_twice_in_a_row():
+    from ulmfit.training.translation import repeated_word_rate
+
+    outputs = ["I'm we we didn't have the..", "Tom didn't have Mary Mary.", "It is what it is.", "Go, go!", ""]
+    assert repeated_word_rate(outputs) == pytest.approx(3 / 5)  # "we we", "Mary Mary", "Go, go" (case-insensitive)
+    assert repeated_word_rate([]) == 0.0

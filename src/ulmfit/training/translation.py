@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import datasets
 import torch
@@ -362,14 +363,88 @@ def teacher_forcing_ratio(step: int, decay_steps: int, schedule: str, start: flo
 # Evaluation
 
 
+def apply_word_vectors(args, model, tokenizer, accelerator) -> dict:
+    """
+    `--source_vectors` / `--target_vectors` into the translator's embeddings (projected with `--project_vectors`,
+    scaled by `--vectors_scale` or to the random rows' mean norm); returns each side's coverage, for the results.
+    """
+    config, coverage = model.config, {}
+    for side, path, embedding, vocab in (
+        ("source", args.source_vectors, model.get_input_embeddings(), tokenizer.get_vocab()),
+        ("target", args.target_vectors, model.get_decoder().embed_tokens, tokenizer.get_target_vocab()),
+    ):
+        if path is None:
+            continue
+        vectors = load_vectors_for_embedding(path, config.embedding_size, args.project_vectors, args.seed)
+        scale = args.vectors_scale
+        if scale is None:  # the random rows' mean norm, initializer_range * sqrt(embedding_size)
+            mean_norm = vectors.vectors.norm(dim=1).mean().item()
+            scale = config.initializer_range * math.sqrt(config.embedding_size) / mean_norm
+        found = initialize_embeddings(embedding, vocab, vectors, scale=float(scale))
+        coverage[side] = {"vectors": Path(path).name, "coverage": found.coverage, "found": found.found}
+        coverage[side].update(total=found.total, scale=float(scale), missing_examples=found.missing[:10])
+        accelerator.print(
+            f"{side} vectors {Path(path).name}: {found.found}/{found.total} words ({found.coverage:.1%}) found, "
+            f"scaled x{scale:.2f}; e.g. missing {found.missing[:5]}"
+        )
+    return coverage
+
+
+_WORD = re.compile(r"\w+(?:'\w+)?")
+
+
+def repeated_word_rate(texts: Sequence[str]) -> float:
+    """The fraction of `texts` in which a word comes twice in a row ("I'm we we didn't"), case-insensitively."""
+    if not texts:
+        return 0.0
+    stutters = 0
+    for text in texts:
+        words = _WORD.findall(text.lower())
+        stutters += any(a == b for a, b in zip(words, words[1:]))
+    return stutters / len(texts)
+
+
+# The decoding settings `tune_generation` tries on the validation pairs: transformers' own options against stutter
+GENERATION_GRID = tuple(
+    {"num_beams": beams, "repetition_penalty": penalty, "no_repeat_ngram_size": ngram}
+    for beams in (1, 4)
+    for penalty in (1.0, 1.2)
+    for ngram in (0, 2)
+)
+
+
+def tune_generation(model, loader, accelerator, tokenizer, references: Sequence[str], grid=GENERATION_GRID):
+    """
+    Score each decoding setting of `grid` on the pairs of `loader` (BLEU, chrF, repeated-word rate) and return the
+    best one (highest BLEU; ties: fewer repeated words) with every row of the comparison.
+    """
+    rows = []
+    for settings in grid:
+        scores = evaluate_translator(
+            model, loader, accelerator, tokenizer, references, with_loss=False, generation_kwargs=settings
+        )
+        rows.append({**settings, "bleu": scores["bleu"], "chrf": scores["chrf"], "repeat_rate": scores["repeat_rate"]})
+    best = max(rows, key=lambda row: (round(row["bleu"], 2), -row["repeat_rate"]))
+    return {key: best[key] for key in grid[0]}, rows
+
+
 @torch.no_grad()
 def evaluate_translator(
-    model, loader, accelerator, tokenizer, references: Sequence[str], num_beams: int = 1, with_loss: bool = True
+    model,
+    loader,
+    accelerator,
+    tokenizer,
+    references: Sequence[str],
+    num_beams: int | None = 1,
+    with_loss: bool = True,
+    generation_kwargs: dict | None = None,
 ) -> dict:
     """
-    Loss (teacher forced, per target token) and corpus BLEU/chrF of `generate()` translations, over sorted batches
-    gathered across processes; predictions are decoded text, references the untouched target sentences. The batches
-    come from [`pair_collator`] with `keep_index=True`, and `references[i]` is the target sentence of row `i`.
+    Loss (teacher forced, per target token), corpus BLEU/chrF and the repeated-word rate of `generate()` translations,
+    over sorted batches gathered across processes; predictions are decoded text, references the untouched target
+    sentences. The batches come from [`pair_collator`] with `keep_index=True`, and `references[i]` is the target
+    sentence of row `i`. `num_beams=None` and `generation_kwargs` leave the decoding to the model's
+    `generation_config` (what a user of the saved model gets), with those settings on top.
     """
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
@@ -383,8 +458,9 @@ def evaluate_translator(
             logits = model(**batch).logits  # (batch, target, decoder_vocab)
             per_token = F.cross_entropy(logits.transpose(1, 2).float(), batch["labels"], reduction="none")
             per_sentence, tokens = per_token.sum(1), (batch["labels"] != -100).sum(1).float()  # (batch,)
+        decoding = {**({"num_beams": num_beams} if num_beams is not None else {}), **(generation_kwargs or {})}
         generated = unwrapped.generate(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], num_beams=num_beams
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **decoding
         )
         generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
         generated, index, per_sentence, tokens = accelerator.gather_for_metrics(
@@ -398,6 +474,7 @@ def evaluate_translator(
     predictions = [translations[row] for row in rows]
     result = metric.compute(predictions=predictions, references=[references[row] for row in rows])
     scores = {"bleu": result["bleu"], "chrf": result["chrf"], "bleu_signature": result["bleu_signature"]}
+    scores["repeat_rate"] = repeated_word_rate(predictions)
     if with_loss:
         scores["loss"] = loss_sum / max(1, token_count)
     scores["examples"] = predictions[:3]
@@ -406,17 +483,21 @@ def evaluate_translator(
 
 __all__ = [
     "TEACHER_FORCING_SCHEDULES",
+    "apply_word_vectors",
     "VectorCoverage",
     "WordVectors",
     "check_vectors_fit",
     "drop_blank_pairs",
     "drop_long_pairs",
+    "GENERATION_GRID",
     "evaluate_translator",
     "initialize_embeddings",
     "load_pairs",
     "load_vectors_for_embedding",
     "load_word_vectors",
     "pair_collator",
+    "repeated_word_rate",
     "teacher_forcing_ratio",
+    "tune_generation",
     "word_vectors_dimension",
 ]
