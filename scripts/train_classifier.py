@@ -128,6 +128,8 @@ class ClassifierTrainingArguments(script_steps.TrainingScriptArguments):
             percentage=("validation_split_percentage",),
         )
         script_steps.check_text_data_flags(self)
+        if self.per_device_train_batch_size < 2:  # the head's BatchNorm needs two documents in training mode
+            raise UsageError("--per_device_train_batch_size must be at least 2 (the classifier head has BatchNorm).")
         if self.model_name_or_path is None:
             raise UsageError("--model_name_or_path is required: a fine-tuned language model folder or a classifier.")
         if self.text_column in self.label_column_names:
@@ -229,6 +231,12 @@ def main(argv: list[str] | None = None):
             if limit:
                 raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
         raw, labels = prepare_script_labels(raw, args)  # every label checked; a mistake names its file and row
+        batch = args.per_device_train_batch_size * accelerator.num_processes
+        if len(raw["train"]) < batch:  # an incomplete last batch is dropped: there would be no batch at all
+            raise UsageError(
+                f"{len(raw['train'])} training documents are fewer than one batch ({batch}: "
+                "--per_device_train_batch_size x processes); use a smaller batch size or more documents."
+            )
         tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
 
         def encode(batch):

@@ -235,3 +235,15 @@ def test_wrong_label_data_fails_before_training_naming_the_column_and_row(
 def test_label_flags_are_checked_as_they_are_read(script, saved_lm, tmp_path, extra, message):
     with pytest.raises(UsageError, match=message):
         script(["--model_name_or_path", saved_lm, "--train_file", tmp_path / "any.csv", *extra])
+
+
+def test_fewer_documents_than_one_batch_fail_before_training(script, saved_lm, corpus, tmp_path):
+    data = frame(corpus, label=lambda n: ["a" if i % 2 else "b" for i in range(n)])
+    train = write(tmp_path, data, "train.csv")
+    out = tmp_path / "never"
+    with pytest.raises(UsageError, match="training documents are fewer than one batch"):
+        script(["--model_name_or_path", saved_lm, "--train_file", train, "--per_device_train_batch_size", 500,
+                "--output_dir", out])  # fmt: skip
+    assert not out.exists()
+    with pytest.raises(UsageError, match="at least 2"):
+        script(["--model_name_or_path", saved_lm, "--train_file", train, "--per_device_train_batch_size", 1])
