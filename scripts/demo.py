@@ -12,8 +12,15 @@
 
 The last line printed is the classifier's folder: `pipeline("text-classification", model=<that line>)` loads it.
 
+`--tokenizer_type unigram` (or `bpe`) swaps the shipped word-level vocabulary for a subword one of `--vocab_size`
+pieces, trained on the language-model texts (`--train_tokenizer`): the shipped model's LSTM weights carry over, and a
+piece takes the embedding row of the word it spells ("▁the" that of "the"); other pieces start from the mean row
+(fastai's `match_embeds`) and the step-2 fine-tuning has to learn them. That measures a new vocabulary on a word-level
+pretrained model, not a subword-pretrained one.
+
     python scripts/demo.py                      # about 6 minutes on 2 CPU cores
     python scripts/demo.py --lm_steps 20 --mixed_precision bf16     # a quicker look
+    python scripts/demo.py --tokenizer_type unigram --vocab_size 8000      # a subword vocabulary
 """
 
 import argparse
@@ -45,6 +52,13 @@ def parse_args(argv=None):
     parser.add_argument(
         "--mixed_precision", default="no", choices=("no", "bf16"), help="no | bf16 (faster on CPUs with AVX512-BF16)"
     )
+    parser.add_argument(
+        "--tokenizer_type",
+        default="word",
+        choices=("word", "unigram", "bpe"),
+        help="word: the shipped model's vocabulary; unigram | bpe: a new subword one (see above)",
+    )
+    parser.add_argument("--vocab_size", type=int, default=15000, help="pieces of a unigram/bpe vocabulary")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--debug", action="store_true", help="Show the traceback of a usage error too.")
     return parser.parse_args(None if argv is None else [str(value) for value in argv])
@@ -54,6 +68,8 @@ def check_arguments(args) -> None:
     """The demo's flags, checked before anything is written: its two training runs would otherwise fail midway."""
     if args.lm_steps < 1:
         raise UsageError(f"--lm_steps must be at least 1, got {args.lm_steps}.")
+    if args.vocab_size < 10:  # fastai's nine special tokens and one piece
+        raise UsageError(f"--vocab_size must be at least 10, got {args.vocab_size}.")
     # one value per gradual-unfreezing stage (1, 2, 3, all)
     epochs = script_steps.parse_number_list(args.classifier_epochs, "--classifier_epochs", int, count=4)
     if min(epochs) < 1:
@@ -94,8 +110,11 @@ def main(argv=None):
     texts.to_parquet(data / "texts.parquet")
     print(f"IMDb sample: {len(train)} labelled reviews to train on, {len(heldout)} held out, {len(texts)} LM texts")
 
-    # 2. Fine-tune the pretrained language model on the training texts
+    # 2. Fine-tune the pretrained language model on the training texts (with a new subword vocabulary if asked)
     lm_dir = args.output_dir / "language-model"
+    subword = []
+    if args.tokenizer_type != "word":
+        subword = ["--train_tokenizer", "--tokenizer_type", args.tokenizer_type, "--vocab_size", args.vocab_size]
     run(
         "train_language_model.py",
         *("--model_name_or_path", language_model, "--output_dir", lm_dir),
@@ -103,6 +122,7 @@ def main(argv=None):
         *("--max_train_steps", args.lm_steps, "--per_device_train_batch_size", 32),
         *("--frozen_learning_rate", 2e-2, "--learning_rate", 2e-3, "--logging_steps", 20),
         *("--mixed_precision", args.mixed_precision, "--seed", args.seed, "--overwrite_output_dir"),
+        *subword,
     )
 
     # 3. The classifier: gradual unfreezing, discriminative learning rates, one-cycle per stage

@@ -13,6 +13,9 @@ the mean embedding (fastai's `match_embeds`); `--drop_mult` sets fastai's dropou
     # CPU smoke run on a text file (`--cpu` keeps it there even when a GPU is available)
     python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny --cpu \\
         --config_overrides "embedding_size=64,hidden_size=128,num_hidden_layers=2" --max_train_steps 50
+    # the same with a 15k-piece unigram (SentencePiece) vocabulary: any language, a smaller softmax
+    python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny-unigram --cpu \\
+        --tokenizer_type unigram --vocab_size 15000 --max_train_steps 50
     # the learning-rate finder (writes lr_find.png and prints a suggestion)
     python scripts/train_language_model.py --train_file corpus.txt --output_dir runs/tiny --find_lr
     # fine-tune a pretrained model on IMDb with the ULMFiT recipe, on one GPU, bf16
@@ -56,6 +59,7 @@ from ulmfit.training.script_steps import UsageError
 
 
 LR_SCHEDULERS = ("one_cycle", "slanted_triangular", "constant")
+TOKENIZER_TYPES = ("word", "unigram", "bpe")
 
 
 @dataclass
@@ -94,6 +98,16 @@ class LanguageModelTrainingArguments(script_steps.TrainingScriptArguments):
     )
     max_vocab: int = field(default=60000, metadata={"help": "Vocabulary size when training a tokenizer (fastai)."})
     min_freq: int = field(default=3, metadata={"help": "Fewest occurrences of a kept word (fastai)."})
+    tokenizer_type: str = field(
+        default="word",
+        metadata={
+            "help": "A new tokenizer's kind: word (fastai's English words) | unigram | bpe (subword, any language)."
+        },
+    )
+    vocab_size: int = field(
+        default=15000,
+        metadata={"help": "Pieces of a new unigram/bpe tokenizer (a word one: --max_vocab, --min_freq)."},
+    )
     backwards: bool = field(default=False, metadata={"help": "Train a backward LM (reversed token order)."})
     # --- model ------------------------------------------------------------------------------------------------------
     model_name_or_path: str | None = field(default=None, metadata={"help": "Pretrained LM to fine-tune."})
@@ -169,6 +183,19 @@ class LanguageModelTrainingArguments(script_steps.TrainingScriptArguments):
             raise UsageError("--streaming needs --max_train_steps: a stream has no known length to make epochs of.")
         if self.train_tokenizer and self.tokenizer_name:
             raise UsageError("--train_tokenizer builds a new vocabulary: leave out --tokenizer_name, or that flag.")
+        if self.tokenizer_type not in TOKENIZER_TYPES:
+            raise UsageError(
+                f"--tokenizer_type must be one of {', '.join(TOKENIZER_TYPES)}, not {self.tokenizer_type!r}."
+            )
+        if self.vocab_size < 10:  # fastai's nine special tokens and one piece
+            raise UsageError(f"--vocab_size must be at least 10, got {self.vocab_size}.")
+        if self.tokenizer_type != "word" and (
+            self.tokenizer_name or (self.model_name_or_path and not self.train_tokenizer)
+        ):
+            raise UsageError(
+                f"--tokenizer_type {self.tokenizer_type} trains a new tokenizer: leave out --tokenizer_name, and add "
+                "--train_tokenizer when fine-tuning a --model_name_or_path."
+            )
         try:
             language_model_dropouts(self.drop_mult)
         except ValueError as error:
@@ -256,7 +283,12 @@ def main(argv: list[str] | None = None):
                     if args.streaming
                     else raw["train"]["text"]
                 )
-                tokenizer = AwdLstmTokenizer.train(texts, args.max_vocab, args.min_freq, args.backwards)
+                if args.tokenizer_type == "word":
+                    tokenizer = AwdLstmTokenizer.train(texts, args.max_vocab, args.min_freq, args.backwards)
+                else:  # fastai's rules, then a subword model of --vocab_size pieces
+                    tokenizer = AwdLstmTokenizer.train(
+                        texts, backwards=args.backwards, tokenizer_type=args.tokenizer_type, vocab_size=args.vocab_size
+                    )
                 tokenizer.save_pretrained(tokenizer_dir)
         with accelerator.main_process_first():
             source = tokenizer_dir if train_tokenizer else (args.tokenizer_name or args.model_name_or_path)
@@ -290,7 +322,8 @@ def main(argv: list[str] | None = None):
                 ).get_vocab()
                 counts = match_embeddings(model, old_vocab, tokenizer.get_vocab())
                 accelerator.print(
-                    f"vocabulary matched: {counts['kept']} words kept their embedding, {counts['new']} new"
+                    f"vocabulary matched: {counts['kept']} tokens kept their embedding, {counts['spelled']} pieces "
+                    f"took their word's, {counts['new']} new"
                 )
         else:
             config = AwdLstmConfig(vocab_size=len(tokenizer), **dropouts)

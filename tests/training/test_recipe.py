@@ -45,3 +45,17 @@ def test_unknown_schedule_is_named():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match="cosine"):
         make_scheduler("cosine", optimizer, 10)
+
+
+def test_a_subword_vocabulary_takes_the_rows_of_the_words_its_pieces_spell():
+    from ulmfit import AwdLstmForCausalLM
+    from ulmfit.training.language_modeling import match_embeddings
+
+    old_vocab = {"xxunk": 0, "xxpad": 1, "the": 2, "movie": 3}
+    model = AwdLstmForCausalLM(AwdLstmConfig(vocab_size=4, embedding_size=8, hidden_size=8, pad_token_id=1))
+    old = model.get_input_embeddings().weight.detach().clone()
+    counts = match_embeddings(model, old_vocab, {"xxunk": 0, "xxpad": 1, "▁the": 2, "▁mov": 3, "ie": 4})
+    assert counts == {"kept": 2, "spelled": 1, "new": 2}
+    new = model.get_input_embeddings().weight
+    torch.testing.assert_close(new[2], old[2])  # "▁the" from "the"
+    torch.testing.assert_close(new[3], old.mean(0))  # no word "mov": the mean row

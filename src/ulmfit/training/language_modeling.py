@@ -23,7 +23,9 @@ def match_embeddings(model, old_vocab: dict[str, int], new_vocab: dict[str, int]
     """
     Re-index the embedding (and the tied decoder with its bias) of a pretrained `AwdLstmForCausalLM` from `old_vocab`
     to `new_vocab`: words in both keep their trained row; new words start from the mean row and the mean bias, as
-    fastai's `match_embeds` (and the 2018 notebook's `row_m`) do. Returns counts: `kept`, `new`.
+    fastai's `match_embeds` (and the 2018 notebook's `row_m`) do. A word-initial subword piece (`"▁the"`, a
+    unigram/BPE vocabulary replacing a word-level one) takes the row of the word it spells (`"the"`) when it is not
+    in the old vocabulary itself. Returns counts: `kept` (same token), `spelled` (a piece from its word), `new`.
     """
     old_weight = model.get_input_embeddings().weight
     mean_row = old_weight.mean(0)
@@ -31,14 +33,16 @@ def match_embeddings(model, old_vocab: dict[str, int], new_vocab: dict[str, int]
     head = model.get_output_embeddings()
     old_bias = head.bias
     new_bias = None if old_bias is None else old_bias.mean().repeat(len(new_vocab))
-    kept = 0
+    kept = spelled = 0
     for word, new_index in new_vocab.items():
-        old_index = old_vocab.get(word)
+        old_index, same = old_vocab.get(word), True
+        if old_index is None and word.startswith("▁") and len(word) > 1:
+            old_index, same = old_vocab.get(word[1:]), False
         if old_index is not None and old_index < old_weight.size(0):
             new_weight[new_index] = old_weight[old_index]
             if new_bias is not None:
                 new_bias[new_index] = old_bias[old_index]
-            kept += 1
+            kept, spelled = kept + same, spelled + (not same)
 
     embedding = nn.Embedding(len(new_vocab), new_weight.size(1), padding_idx=model.config.pad_token_id)
     embedding.weight.data.copy_(new_weight)
@@ -51,7 +55,7 @@ def match_embeddings(model, old_vocab: dict[str, int], new_vocab: dict[str, int]
     model.config.vocab_size = len(new_vocab)
     if model.config.tie_word_embeddings:
         model.tie_weights()
-    return {"kept": kept, "new": len(new_vocab) - kept}
+    return {"kept": kept, "spelled": spelled, "new": len(new_vocab) - kept - spelled}
 
 
 @torch.no_grad()

@@ -53,7 +53,7 @@ from .spacy_rules_awd_lstm import (
 )
 
 
-__all__ = ["SPECIAL_TOKENS", "apply_rules", "split_words", "tokenize", "detokenize"]
+__all__ = ["SPECIAL_TOKENS", "apply_pre_rules", "apply_rules", "split_words", "tokenize", "detokenize"]
 
 UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ = (
     "xxunk", "xxpad", "xxbos", "xxeos", "xxfld", "xxrep", "xxwrep", "xxup", "xxmaj",
@@ -171,6 +171,12 @@ def apply_rules(text: str) -> str:
     (i.e. ``t.lower().strip()``).  ``xxbos``/``xxeos`` are added by :func:`tokenize`, not here.
     """
     return _case_rules(_pre_rules(text)).lower().strip()
+
+
+def apply_pre_rules(text: str) -> str:
+    """fastai's ``fix_html``, ``replace_rep``, ``replace_wrep``, ``spec_add_spaces`` and ``rm_useless_spaces``:
+    ``apply_rules`` without the case rules and ``lowercase``; the subword tokenizer adds case rules for any script."""
+    return _pre_rules(text)
 
 
 # ----------------------------------------------------------------------------------------------------------

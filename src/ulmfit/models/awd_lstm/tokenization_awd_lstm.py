@@ -5,6 +5,10 @@ Text goes through fastai's rules (`fix_html`, `replace_rep`, `replace_wrep`, `sp
 both in `text_processing_awd_lstm.py` (no spaCy at run time). The words are then looked up by a `tokenizers` WordLevel
 model, which also adds `xxbos`, pads, truncates and builds tensors. Special tokens keep fastai's order and ids:
 `xxunk xxpad xxbos xxeos xxfld xxrep xxwrep xxup xxmaj` = 0..8, so fastai vocabularies and checkpoints line up.
+
+`tokenizer_type="unigram"` or `"bpe"` swaps the English word splitter and the WordLevel model for a `tokenizers`
+Unigram (SentencePiece) or BPE model after the same rules, as fastai v2's `SentencePieceTokenizer` does: any language,
+a small vocabulary. That backend lives in `subword_awd_lstm.py`.
 """
 
 import itertools
@@ -25,6 +29,17 @@ from transformers.tokenization_utils_base import (
 )
 from transformers.utils import logging
 
+from .subword_awd_lstm import (
+    DEFAULT_VOCAB_SIZE,
+    SPACE,
+    apply_rules_any_script,
+    check_tokenizer_type,
+    check_vocab_size,
+    decode_pieces,
+    load_backend,
+    train_backend,
+    training_texts,
+)
 from .text_processing_awd_lstm import SPECIAL_TOKENS, detokenize, tokenize
 
 
@@ -64,6 +79,19 @@ def _batches(texts: Iterable[str], size: int):
         yield batch
 
 
+def _map_batches(function, texts: Iterable[str], num_proc: int | None):
+    """`function` of each batch of texts, in order; in `num_proc` worker processes when there are enough texts."""
+    num_proc = num_proc or os.cpu_count() or 1
+    batches = _batches(texts, _COUNT_BATCH_SIZE)
+    head = list(itertools.islice(batches, _PARALLEL_MIN_TEXTS // _COUNT_BATCH_SIZE))
+    if num_proc > 1 and len(head) == _PARALLEL_MIN_TEXTS // _COUNT_BATCH_SIZE:
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        with context.Pool(num_proc) as pool:
+            yield from pool.imap(function, itertools.chain(head, batches))
+    else:
+        yield from map(function, itertools.chain(head, batches))
+
+
 def _is_vocab_padding(token: str) -> bool:
     """`xxfake`, `xxfake1`, ...: rows that only round the vocabulary up to a multiple of 8."""
     return token.startswith("xxfake") and token[6:].isdigit() or token == "xxfake"
@@ -94,6 +122,12 @@ def _read_vocab(
         return vocab, {}
     if tokenizer_file and os.path.isfile(tokenizer_file):
         serialized = _read_json(tokenizer_file)
+        model = serialized.get("model") if isinstance(serialized, dict) else None
+        if isinstance(model, dict) and model.get("type", "WordLevel") != "WordLevel":
+            raise ValueError(
+                f"{tokenizer_file} holds a {model['type']} model: load it with the `tokenizer_type` it was saved with "
+                '(`"tokenizer_type"` in tokenizer_config.json: "unigram" or "bpe").'
+            )
         try:
             vocab = serialized["model"]["vocab"]
             added = {token.pop("id"): AddedToken(**token) for token in serialized.get("added_tokens", [])}
@@ -148,17 +182,29 @@ def make_vocab(counts: Counter, max_vocab: int = 60000, min_freq: int = 3) -> li
 
 class AwdLstmTokenizer(TokenizersBackend):
     r"""
-    fastai v2's word-level tokenizer (fastai rules + spaCy-style English word splitting) on a `tokenizers` WordLevel
-    backend. Build one from a corpus with [`~AwdLstmTokenizer.train`], or load one with `from_pretrained`.
+    fastai v2's tokenizer on a `tokenizers` backend: fastai's rules, then either (`tokenizer_type="word"`, the
+    default) spaCy-style English word splitting and a WordLevel vocabulary, or (`"unigram"`, `"bpe"`) a subword
+    model for any language, as fastai's `SentencePieceTokenizer`. Build one from a corpus with
+    [`~AwdLstmTokenizer.train`], or load one with `from_pretrained`.
 
-    `save_pretrained` writes no `tokenizer.json`. A `tokenizers` pipeline cannot express fastai's rules (`xxrep 3 !`
-    counts a repetition; `xxmaj` and `xxup` lower-case a word after spaCy's splitting, which has hundreds of
-    exceptions), and other tools (`tokenizers.Tokenizer.from_file`, TGI, the Hub widget) read a file of that name as
-    a complete tokenizer, which would map most words to `xxunk`. The vocabulary is in `vocab.json` (token -> id,
-    without the rules), added tokens and settings in `tokenizer_config.json`, and the rules in this class: other
-    tools must load the folder with `AutoTokenizer.from_pretrained(folder, trust_remote_code=True)`, or run this
-    class's `tokenize` and then look the words up in `vocab.json`. Folders saved with a `tokenizer.json` by earlier
-    versions still load; saving one again replaces that file with `vocab.json`.
+    A subword tokenizer saves a complete `tokenizer.json` (normalizer, Metaspace pre-tokenizer, model, `xxbos`
+    post-processor, decoder, special tokens) and `tokenizer_config.json` with its `tokenizer_type`. The rules that a
+    `tokenizers` normalizer can express are in the file; the case and repetition rules (`xxmaj`, `xxup`, `xxrep`,
+    `xxwrep`) and `html.unescape` run in this class. `Tokenizer.from_file(folder + "/tokenizer.json")` therefore gives
+    this class's ids exactly on lower-case text with no character repeated 3+ times, no repeated word, no HTML
+    character reference (`&amp;`...), none of fix_html's strings `amp;`, `nbsp;`, `quot;`, `<unk>`, ` @.@ `, ` @-@ `,
+    and no line break or other whitespace but spaces at its end (reversed, for `backwards`); on other text it gives
+    no markers. The subword path's case rules mark capitals of any script (`str.isupper`), a deliberate widening of
+    fastai's `[A-Z]`; the word path keeps fastai's rules exactly. See `subword_awd_lstm.py`.
+
+    A word-level tokenizer's `save_pretrained` writes no `tokenizer.json`. A `tokenizers` pipeline cannot express
+    fastai's rules (`xxrep 3 !` counts a repetition; `xxmaj` and `xxup` lower-case a word after spaCy's splitting,
+    which has hundreds of exceptions), and other tools (`tokenizers.Tokenizer.from_file`, TGI, the Hub widget) read a
+    file of that name as a complete tokenizer, which would map most words to `xxunk`. The vocabulary is in
+    `vocab.json` (token -> id, without the rules), added tokens and settings in `tokenizer_config.json`, and the rules
+    in this class: other tools must load the folder with `AutoTokenizer.from_pretrained(folder,
+    trust_remote_code=True)`, or run this class's `tokenize` and then look the words up in `vocab.json`. Folders saved
+    with a `tokenizer.json` by earlier versions still load; saving one again replaces that file with `vocab.json`.
 
     Args:
         vocab (`dict[str, int]` or `list[str]`, *optional*):
@@ -166,8 +212,12 @@ class AwdLstmTokenizer(TokenizersBackend):
         vocab_file (`str`, *optional*):
             A `vocab.json` (token -> id, what `save_pretrained` writes) to load instead of `vocab`.
         tokenizer_file (`str`, *optional*):
-            A `tokenizer.json` saved by an earlier version of this class, to load instead of `vocab`; only its
-            vocabulary and added tokens are read.
+            Word-level: a `tokenizer.json` saved by an earlier version of this class, to load instead of `vocab`
+            (only its vocabulary and added tokens are read). Subword: the saved tokenizer, read whole.
+        tokenizer_type (`str`, *optional*, defaults to `"word"`):
+            `"word"` (fastai's English words, WordLevel), `"unigram"` (SentencePiece's unigram model) or `"bpe"`.
+        tokenizer_object (`tokenizers.Tokenizer`, *optional*):
+            A subword backend built by [`~AwdLstmTokenizer.train`], instead of `tokenizer_file`.
         backwards (`bool`, *optional*, defaults to `False`):
             Reverse the token order of every encoded text (fastai's `backwards=True`), for the backward language model
             of a forward+backward ULMFiT ensemble. `decode` reverses the ids back.
@@ -195,21 +245,31 @@ class AwdLstmTokenizer(TokenizersBackend):
         vocab_file: str | None = None,
         tokenizer_file: str | None = None,
         backwards: bool = False,
+        tokenizer_type: str = "word",
+        tokenizer_object: Tokenizer | None = None,
         unk_token: str = "xxunk",
         pad_token: str = "xxpad",
         bos_token: str = "xxbos",
         eos_token: str = "xxeos",
         **kwargs,
     ):
-        if vocab is None:
-            vocab, added_tokens = _read_vocab(vocab_file, tokenizer_file, kwargs.get("name_or_path"))
-            # `from_pretrained` passes the added tokens it read from tokenizer_config.json (or the legacy file)
-            if not kwargs.get("added_tokens_decoder"):
-                kwargs["added_tokens_decoder"] = added_tokens
+        self.tokenizer_type = check_tokenizer_type(tokenizer_type)
+        if tokenizer_type != "word":
+            backend = load_backend(tokenizer_type, vocab, tokenizer_file, tokenizer_object, kwargs.get("name_or_path"))
+        elif tokenizer_object is not None:
+            raise ValueError("`tokenizer_object` is a subword backend: pass `tokenizer_type` 'unigram' or 'bpe'.")
+        else:
+            if vocab is None:
+                vocab, added_tokens = _read_vocab(vocab_file, tokenizer_file, kwargs.get("name_or_path"))
+                # `from_pretrained` passes the added tokens it read from tokenizer_config.json (or the legacy file)
+                if not kwargs.get("added_tokens_decoder"):
+                    kwargs["added_tokens_decoder"] = added_tokens
+            backend = self._build_backend(vocab)
         self.backwards = backwards
         super().__init__(
-            tokenizer_object=self._build_backend(vocab),
+            tokenizer_object=backend,
             backwards=backwards,
+            tokenizer_type=tokenizer_type,
             unk_token=unk_token,
             pad_token=pad_token,
             bos_token=bos_token,
@@ -262,7 +322,10 @@ class AwdLstmTokenizer(TokenizersBackend):
     # Saving
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
-        """Write `vocab.json`: the word-level vocabulary, token -> id in id order (added tokens are not in it)."""
+        """Write `vocab.json`: the word-level vocabulary, token -> id in id order (added tokens are not in it); a
+        subword tokenizer writes its `tokenizer.json`."""
+        if self.tokenizer_type != "word":
+            return TokenizersBackend._save_pretrained(self, save_directory, (), filename_prefix=filename_prefix)
         vocab = self._tokenizer.get_vocab(with_added_tokens=False)
         prefix = f"{filename_prefix}-" if filename_prefix else ""
         path = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])
@@ -284,6 +347,12 @@ class AwdLstmTokenizer(TokenizersBackend):
         for `TokenizersBackend` classes, whose `tokenizer.json` holds them.
         """
         prefix = f"{filename_prefix}-" if filename_prefix else ""
+        if self.tokenizer_type != "word":  # the backend's whole tokenizer.json, which holds the added tokens too
+            stale = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])
+            if os.path.isfile(stale):
+                os.remove(stale)
+                logger.warning(f"Removed {stale}: a {self.tokenizer_type} AwdLstmTokenizer saves a tokenizer.json.")
+            return file_names + self.save_vocabulary(save_directory, filename_prefix)
         config_file = os.path.join(save_directory, prefix + TOKENIZER_CONFIG_FILE)
         with open(config_file, encoding="utf-8") as handle:
             config = json.load(handle)
@@ -306,58 +375,74 @@ class AwdLstmTokenizer(TokenizersBackend):
     def train(
         cls,
         texts: Iterable[str],
-        max_vocab: int = 60000,
-        min_freq: int = 3,
+        max_vocab: int | None = None,
+        min_freq: int | None = None,
         backwards: bool = False,
         num_proc: int | None = None,
+        *,
+        tokenizer_type: str = "word",
+        vocab_size: int | None = None,
         **kwargs,
     ) -> "AwdLstmTokenizer":
         """
-        Build a tokenizer whose vocabulary is the words of `texts` (fastai's `Numericalize` setup): fastai's special
-        tokens, then every word seen at least `min_freq` times, most frequent first, up to `max_vocab`.
+        Build a tokenizer from `texts`. Word-level (fastai's `Numericalize` setup): fastai's special tokens, then
+        every word seen at least `min_freq` times, most frequent first, up to `max_vocab`. Subword: a Unigram or BPE
+        model of `vocab_size` pieces trained by `tokenizers` on the texts after fastai's rules, with every character
+        of the texts in it (so none of them becomes `xxunk`).
 
         Args:
             texts: any iterable of strings: a list, a generator, or a `datasets` column such as `dataset["text"]`.
-            max_vocab: the largest vocabulary (fastai's default 60,000).
-            min_freq: the fewest occurrences a word needs (fastai's default 3).
+            max_vocab: word-level only: the largest vocabulary (default fastai's 60,000).
+            min_freq: word-level only: the fewest occurrences a word needs (default fastai's 3).
             backwards: see the class docstring.
-            num_proc: processes that count words; defaults to every core. Small corpora are counted in-process.
+            num_proc: processes that apply the rules; defaults to every core. Small corpora stay in-process.
+            tokenizer_type: `"word"`, `"unigram"` or `"bpe"`.
+            vocab_size: subword only: the number of pieces, the special tokens included (default 15,000). A
+                corpus with more distinct characters than that gets a vocabulary as large as its alphabet.
             kwargs: passed on to the constructor (e.g. `model_max_length`).
         """
         if isinstance(texts, str):
             raise TypeError("`texts` must be an iterable of strings, not a single string.")
-        num_proc = num_proc or os.cpu_count() or 1
-        batches = _batches(texts, _COUNT_BATCH_SIZE)
-        head = list(itertools.islice(batches, _PARALLEL_MIN_TEXTS // _COUNT_BATCH_SIZE))
-        counts = Counter()
-        if num_proc > 1 and len(head) == _PARALLEL_MIN_TEXTS // _COUNT_BATCH_SIZE:
-            context = multiprocessing.get_context(
-                "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        if check_tokenizer_type(tokenizer_type) != "word":
+            if max_vocab is not None or min_freq is not None:
+                raise ValueError(
+                    f"`max_vocab` and `min_freq` size a word-level vocabulary; a {tokenizer_type} one is sized with "
+                    "`vocab_size` alone."
+                )
+            vocab_size = check_vocab_size(DEFAULT_VOCAB_SIZE if vocab_size is None else vocab_size)
+            backend = train_backend(_map_batches(training_texts, texts, num_proc), tokenizer_type, vocab_size)
+            return cls(tokenizer_type=tokenizer_type, tokenizer_object=backend, backwards=backwards, **kwargs)
+        if vocab_size is not None:
+            raise ValueError(
+                "`vocab_size` sizes a subword vocabulary (`tokenizer_type='unigram'` or 'bpe'); a word-level one is "
+                "sized with `max_vocab` and `min_freq`."
             )
-            with context.Pool(num_proc) as pool:
-                for partial_counts in pool.imap_unordered(_count_words, itertools.chain(head, batches)):
-                    counts.update(partial_counts)
-        else:
-            for batch in itertools.chain(head, batches):
-                counts.update(_count_words(batch))
+        counts = Counter()
+        for partial_counts in _map_batches(_count_words, texts, num_proc):
+            counts.update(partial_counts)
         if not counts:
             raise ValueError("Cannot train a vocabulary: `texts` is empty.")
+        max_vocab, min_freq = 60000 if max_vocab is None else max_vocab, 3 if min_freq is None else min_freq
         return cls(vocab=make_vocab(counts, max_vocab=max_vocab, min_freq=min_freq), backwards=backwards, **kwargs)
 
     def train_new_from_iterator(self, text_iterator, vocab_size: int, length=None, new_special_tokens=None, **kwargs):
-        """The standard transformers entry point: a new tokenizer with the same rules trained on `text_iterator`."""
+        """The standard transformers entry point: a new tokenizer of the same type and rules trained on
+        `text_iterator`; `vocab_size` is a word-level tokenizer's `max_vocab`."""
         if new_special_tokens:
             raise ValueError(
                 "AwdLstmTokenizer uses fastai's fixed special tokens; `new_special_tokens` is not supported."
             )
         kwargs.pop("special_tokens_map", None)
-        return type(self).train(text_iterator, max_vocab=vocab_size, backwards=self.backwards, **kwargs)
+        size = {"max_vocab": vocab_size} if self.tokenizer_type == "word" else {"vocab_size": vocab_size}
+        return type(self).train(
+            text_iterator, tokenizer_type=self.tokenizer_type, backwards=self.backwards, **size, **kwargs
+        )
 
     # ----------------------------------------------------------------------------------------------------------------
     # Encoding
 
     def _split(self, text, name: str):
-        """Rules + word splitting for one text, a batch of texts, or None."""
+        """Rules + word splitting (subword: the rules) for one text, a batch of texts, or None."""
         if text is None:
             return None
         if isinstance(text, str):
@@ -367,12 +452,18 @@ class AwdLstmTokenizer(TokenizersBackend):
             return [self._split_text(_check_text(item, f"item {i} of `{name}`")) for i, item in enumerate(text)]
         raise TypeError(f"AwdLstmTokenizer expects `{name}` as `str` or a list of `str`, got {type(text).__name__}.")
 
-    def _split_text(self, text: str) -> list[str]:
+    def _split_text(self, text: str) -> list[str] | str:
         """
-        fastai's rules and word splitting for one text. Tokens added with `add_tokens` (the add-then-resize workflow)
-        are matched first, case-sensitively and longest first, and kept whole; the rules run on the text around them.
+        fastai's rules and word splitting for one text; subword: the rule-processed text, for the backend. Tokens
+        added with `add_tokens` (the add-then-resize workflow) are matched first, case-sensitively and longest first,
+        and kept whole; the rules run on the text around them.
         """
         added = self._added_token_pattern()
+        if self.tokenizer_type != "word":
+            if added is None:
+                return apply_rules_any_script(text)
+            pieces = enumerate(added.split(text))  # odd pieces are the added tokens, which the backend matches
+            return " ".join(piece if index % 2 else apply_rules_any_script(piece) for index, piece in pieces if piece)
         if added is None:
             return tokenize(text, add_bos=False)
         words = []
@@ -402,11 +493,17 @@ class AwdLstmTokenizer(TokenizersBackend):
             self._vocab_cache_size = size
         return self._vocab_cache
 
+    def _pieces(self, text: str, name: str) -> list[str]:
+        """A subword tokenizer's pieces for one text."""
+        rule_processed = self._split_text(_check_text(text, f"`{name}`"))
+        return self._tokenizer.encode(rule_processed, add_special_tokens=False).tokens
+
     def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs) -> list[str]:
-        """fastai's tokens for `text` (words outside the vocabulary included; ids map them to `xxunk`)."""
-        tokens = self._split(text, "text")
+        """fastai's tokens for `text` (words outside the vocabulary included; ids map them to `xxunk`), or pieces."""
+        split = self._split if self.tokenizer_type == "word" else self._pieces
+        tokens = split(text, "text")
         if pair is not None:  # fastai's field separator joins a pair, a special token like `xxbos`
-            tokens = tokens + (["xxfld"] if add_special_tokens else []) + self._split(pair, "pair")
+            tokens = tokens + (["xxfld"] if add_special_tokens else []) + split(pair, "pair")
         if add_special_tokens:
             tokens = [self.bos_token] + tokens
         return tokens[::-1] if self.backwards else tokens
@@ -435,7 +532,9 @@ class AwdLstmTokenizer(TokenizersBackend):
     ) -> BatchEncoding:
         """
         Encoding in Python: a word-level vocabulary is one dict lookup per word, several times faster than sending
-        pre-split words through the `tokenizers` backend. Padding and tensors are the base class's `pad`.
+        pre-split words through the `tokenizers` backend; a subword tokenizer sends the rule-processed texts to the
+        backend in one batch (pre-split words, `is_split_into_words`, must be rule-processed already). Special tokens,
+        truncation and direction are added to the ids here; padding and tensors are the base class's `pad`.
         """
         if return_offsets_mapping or return_overflowing_tokens:
             raise NotImplementedError(
@@ -466,15 +565,15 @@ class AwdLstmTokenizer(TokenizersBackend):
             raise ValueError(f"Got {len(first)} texts but {len(second)} text pairs.")
 
         # 2. Ids, special tokens (fastai's `xxbos`, and `xxfld` joining a pair), truncation, direction
-        vocab, unk = self._word_to_id(), self.unk_token_id
-        bos, fld = self.bos_token_id, vocab["xxfld"]
+        first = self._ids(first, is_split_into_words)
+        second = None if second is None else self._ids(second, is_split_into_words)
+        bos, fld = self.bos_token_id, self._tokenizer.token_to_id("xxfld")
         truncate = truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None
         batch_ids, batch_special = [], []
-        for index, words in enumerate(first):
-            ids = [vocab.get(word, unk) for word in words]
+        for index, ids in enumerate(first):
             special = [0] * len(ids)
             if second is not None:
-                pair_ids = [vocab.get(word, unk) for word in second[index]]
+                pair_ids = second[index]
                 separator = [fld] if add_special_tokens else []
                 ids, special = ids + separator + pair_ids, special + [1] * len(separator) + [0] * len(pair_ids)
             if add_special_tokens:
@@ -507,6 +606,16 @@ class AwdLstmTokenizer(TokenizersBackend):
             return_length=return_length,
             verbose=verbose,
         )
+
+    def _ids(self, batch: list, is_split_into_words: bool) -> list[list[int]]:
+        """Ids without special tokens: of each text's words, or (subword) of each rule-processed text."""
+        if self.tokenizer_type == "word":
+            vocab, unk = self._word_to_id(), self.unk_token_id
+            return [[vocab.get(word, unk) for word in words] for words in batch]
+        encodings = self._tokenizer.encode_batch_fast(
+            batch, add_special_tokens=False, is_pretokenized=is_split_into_words
+        )
+        return [encoding.ids for encoding in encodings]
 
     def _pad_encoded(
         self,
@@ -570,7 +679,8 @@ class AwdLstmTokenizer(TokenizersBackend):
         Readable text: `xxmaj`/`xxup` restore capitals, `xxrep`/`xxwrep` expand repetitions, punctuation and clitics
         attach to their word. A sequence that does not start with `xxbos` is read as a continuation of running text
         and gets a leading space before a word (as GPT-2's tokens do), so that `prompt + decode(new_ids)`, which is
-        what the text-generation pipeline returns, reads correctly.
+        what the text-generation pipeline returns, reads correctly. A subword tokenizer keeps the text's own spacing
+        ("▁" is a space) and undoes the same markers.
         """
         if isinstance(token_ids, int):
             token_ids = [token_ids]
@@ -586,23 +696,27 @@ class AwdLstmTokenizer(TokenizersBackend):
         continuation = first is not None and first != self.bos_token
 
         # Special tokens are dropped, or kept verbatim between the detokenized runs of ordinary words.
-        special = set(self.all_special_tokens)
+        special, render = set(self.all_special_tokens), detokenize if self.tokenizer_type == "word" else decode_pieces
         pieces, run = [], []
         if skip_special_tokens:
             tokens = [token for token in tokens if not _is_vocab_padding(token)]
         for token in tokens:
             if token in special:
                 if run:
-                    pieces.append(detokenize(run))
+                    pieces.append(render(run))
                     run = []
                 if not skip_special_tokens:
                     pieces.append(token)
             else:
                 run.append(token)
         if run:
-            pieces.append(detokenize(run))
+            pieces.append(render(run))
         text = " ".join(piece for piece in pieces if piece)
-        if continuation and text and (text[0].isalnum() or text[0] in "\"'(["):
+        if self.tokenizer_type == "word":
+            starts_word = text[:1].isalnum() or text[:1] in "\"'(["
+        else:  # a piece that starts a word, or a marker (which the rules put at the start of one)
+            starts_word = first is not None and (first.startswith(SPACE) or first in SPECIAL_TOKENS)
+        if continuation and text and starts_word:
             text = " " + text
         return text
 
