@@ -190,6 +190,17 @@ def test_the_normalizer_changes_nothing_the_python_rules_produced(text):
     assert build_normalizer().normalize_str(processed) == processed
 
 
+def test_the_fast_encoding_path_gives_the_full_backends_ids(subword_tokenizer):
+    # the encoding path skips the normalizer steps that repeat the Python rules: the ids must not change
+    texts = [*ENGLISH, *SAMPLES, "  spaces  at both ends  ", "End.\n\nThe NEXT one", "a/b#c <br /> &amp; ... z"]
+    rules_applied = [subword_tokenizer._split_text(text) for text in texts]
+    full = subword_tokenizer._tokenizer.encode_batch(rules_applied, add_special_tokens=False)
+    expected = [[subword_tokenizer.bos_token_id, *encoding.ids] for encoding in full]
+    if subword_tokenizer.backwards:
+        expected = [ids[::-1] for ids in expected]
+    assert subword_tokenizer(texts).input_ids == expected
+
+
 def test_added_tokens_are_kept_whole(subword_tokenizer):
     tokenizer = AwdLstmTokenizer(
         tokenizer_type=subword_tokenizer.tokenizer_type, tokenizer_object=subword_tokenizer.backend_tokenizer

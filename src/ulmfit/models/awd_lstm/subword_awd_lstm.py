@@ -57,6 +57,7 @@ from .text_processing_awd_lstm import (
     TK_UP,
     TK_WREP,
     apply_pre_rules,
+    apply_rules,
 )
 
 
@@ -129,6 +130,8 @@ def _case_patterns() -> tuple[re.Pattern, re.Pattern]:
 
 def apply_rules_any_script(text: str) -> str:
     """fastai's default rules with case markers for any script: `fix_html` ... `lowercase`, as `apply_rules` does."""
+    if text.isascii():  # the Unicode classes reduce to fastai's [A-Z]/[a-z]: the word path's faster patterns agree
+        return apply_rules(text)
     all_caps, capitalised = _case_patterns()
     text = apply_pre_rules(text)
     text = all_caps.sub(lambda match: f"{TK_UP} {match.group().lower()}", text)
@@ -152,8 +155,18 @@ def build_normalizer() -> normalizers.Normalizer:
     steps += [normalizers.Replace(Regex(" {2,}"), " "), normalizers.Lowercase()]  # rm_useless_spaces, lowercase
     # strip: the backend normalizes the text between two special tokens on its own, and a line break before `xxmaj`
     # is kept ("end.\n\nxxmaj the"), so only spaces go at the end; `\A`/`\z` because `^`/`$` also match at line ends
-    steps += [normalizers.Replace(Regex(r"\A\s+"), ""), normalizers.Replace(Regex(r" +\z"), "")]
+    steps += _strip_steps()
     return normalizers.Sequence(steps)
+
+
+def _strip_steps() -> list[normalizers.Normalizer]:
+    return [normalizers.Replace(Regex(r"\A\s+"), ""), normalizers.Replace(Regex(r" +\z"), "")]
+
+
+def strip_normalizer() -> normalizers.Normalizer:
+    """The last steps of `build_normalizer` alone: what text the Python rules produced still needs (the backend
+    normalizes the text between two special tokens on its own, and its ends must lose their spaces)."""
+    return normalizers.Sequence(_strip_steps())
 
 
 def _build_pipeline(backend: Tokenizer) -> Tokenizer:

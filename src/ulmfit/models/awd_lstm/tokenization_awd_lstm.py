@@ -37,6 +37,7 @@ from .subword_awd_lstm import (
     check_vocab_size,
     decode_pieces,
     load_backend,
+    strip_normalizer,
     train_backend,
     training_texts,
 )
@@ -612,10 +613,22 @@ class AwdLstmTokenizer(TokenizersBackend):
         if self.tokenizer_type == "word":
             vocab, unk = self._word_to_id(), self.unk_token_id
             return [[vocab.get(word, unk) for word in words] for words in batch]
-        encodings = self._tokenizer.encode_batch_fast(
-            batch, add_special_tokens=False, is_pretokenized=is_split_into_words
-        )
+        backend = self._tokenizer if is_split_into_words else self._rules_applied_backend()
+        encodings = backend.encode_batch_fast(batch, add_special_tokens=False, is_pretokenized=is_split_into_words)
         return [encoding.ids for encoding in encodings]
+
+    def _rules_applied_backend(self) -> Tokenizer:
+        """
+        The subword backend for text the Python rules have processed: its normalizer keeps only the stripping of the
+        text between special tokens; the other steps repeat rules that text has been through already (they are there
+        for `tokenizer.json` used alone), so the ids are the same, faster. Rebuilt when tokens are added.
+        """
+        size = self._tokenizer.get_vocab_size(with_added_tokens=True)
+        if getattr(self, "_rules_backend_size", None) != size:
+            self._rules_backend = Tokenizer.from_str(self._tokenizer.to_str())
+            self._rules_backend.normalizer = strip_normalizer()
+            self._rules_backend_size = size
+        return self._rules_backend
 
     def _pad_encoded(
         self,
