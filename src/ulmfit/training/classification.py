@@ -392,7 +392,8 @@ def predict(model, loader, accelerator) -> tuple[np.ndarray, np.ndarray]:
 
 def evaluate_classifier(model, loader, accelerator, labels: LabelSet, thresholds=0.5) -> dict:
     """The validation metrics of the kind of label: accuracy and F1; micro/macro F1, subset accuracy and Hamming loss
-    (at `thresholds`); or MAE, RMSE, Pearson and Spearman in the target's units."""
+    (at `thresholds`), with the best global threshold and its macro-F1; or MAE, RMSE, Pearson and Spearman in the
+    target's units."""
     outputs, references = predict(model, loader, accelerator)
     if labels.problem_type == "single_label_classification":
         predictions = outputs.argmax(-1).tolist()
@@ -406,6 +407,9 @@ def evaluate_classifier(model, loader, accelerator, labels: LabelSet, thresholds
         return metrics.load("regression").compute(predictions=outputs[:, 0].tolist(), references=references.tolist())
     scores = multi_label_scores(outputs, references, thresholds, labels.names)
     scores.pop("per_label_f1")
+    # a BCE-trained head rarely clears 0.5 for rare labels: the best global threshold shows where the run stands
+    best = choose_thresholds(outputs, references)
+    scores.update(best_threshold=best, macro_f1_at_best=multi_label_scores(outputs, references, best, [])["macro_f1"])
     return scores
 
 
