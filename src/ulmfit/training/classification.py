@@ -348,10 +348,12 @@ def choose_thresholds(
     0.5.
     """
     grid = np.asarray(grid if grid is not None else np.round(np.arange(0.02, 0.99, 0.01), 2))
-    truth = references.astype(bool)[None]  # (1, examples, labels)
-    predicted = probabilities[None] >= grid[:, None, None]  # (thresholds, examples, labels)
-    true_positives = (predicted & truth).sum(1)
-    f1 = 2 * true_positives / np.maximum(predicted.sum(1) + truth.sum(1), 1)  # (thresholds, labels)
+    truth = references.astype(bool)
+    positives = truth.sum(0)
+    f1 = np.empty((len(grid), truth.shape[1]))  # (thresholds, labels); one threshold at a time bounds the memory
+    for row, threshold in enumerate(grid):
+        predicted = probabilities >= threshold
+        f1[row] = 2 * (predicted & truth).sum(0) / np.maximum(predicted.sum(0) + positives, 1)
     preference = -np.abs(grid - 0.5)  # ties: the threshold nearest 0.5
 
     def best(scores: np.ndarray) -> float:

@@ -844,7 +844,7 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
             if labels.dtype == torch.bool:
                 raise TypeError("Regression `labels` must be numbers, got dtype torch.bool.")
             labels = _check_floats(labels if labels.is_floating_point() else labels.float(), "labels", logits.dtype)
-            labels = labels.reshape(logits.shape).to(logits.dtype)
+            labels = labels.reshape(logits.shape)
             if self.config.target_std is not None and self.num_labels == 1:  # the head predicts standardised targets
                 labels = (labels - self.config.target_mean) / self.config.target_std
             if self.config.regression_loss == "huber":
