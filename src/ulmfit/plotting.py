@@ -58,11 +58,24 @@ def plot_lr_find(learning_rates: list[float], losses: list[float], suggestion: f
 
 
 def plot_training_curve(log: list[dict], path) -> None:
-    """Training loss per step and validation loss per evaluation, with the learning rate, saved as a PNG."""
-    figure = _figure(figsize=(8, 6))
-    loss_axis, lr_axis = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    """
+    Training loss per step and validation loss per evaluation, with the learning rate, saved as a PNG; a translator's
+    log adds a panel of BLEU per evaluation (validation, and the test pairs when they were scored).
+    """
     train = [row for row in log if "train_loss" in row]
     valid = [row for row in log if "valid_loss" in row]
+    scored = [row for row in valid if "bleu" in row]
+    figure = _figure(figsize=(8, 8 if scored else 6))
+    if scored:
+        loss_axis, bleu_axis, lr_axis = figure.subplots(3, 1, sharex=True, height_ratios=(3, 2, 1))
+        bleu_axis.plot([r["step"] for r in scored], [r["bleu"] for r in scored], "o-", label="validation BLEU")
+        tested = [row for row in scored if "test_bleu" in row]
+        if tested:
+            bleu_axis.plot([r["step"] for r in tested], [r["test_bleu"] for r in tested], "s-", label="test BLEU")
+        bleu_axis.set_ylabel("sacreBLEU")
+        bleu_axis.legend()
+    else:
+        loss_axis, lr_axis = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     loss_axis.plot([r["step"] for r in train], [r["train_loss"] for r in train], label="train loss", alpha=0.7)
     if valid:
         loss_axis.plot([r["step"] for r in valid], [r["valid_loss"] for r in valid], "o-", label="validation loss")

@@ -86,7 +86,7 @@ def test_end_to_end_run_saves_a_pipeline_ready_translator_with_card_log_and_scor
     settings, rows = results["generation_settings"], results["generation_tuning"]
     assert len(rows) == 8 and {row["num_beams"] for row in rows} == {1, 4}
     best = max(rows, key=lambda row: (round(row["bleu"], 2), -row["repeat_rate"]))
-    assert settings == {key: best[key] for key in ("num_beams", "repetition_penalty", "no_repeat_ngram_size")}
+    assert settings == {key: best[key] for key in ("num_beams", "repetition_penalty", "no_immediate_repeat")}
     assert 0 <= results["test_repeat_rate"] <= 1
     log = json.loads((out / "training_log.json").read_text())
     assert [row["epoch"] for row in log if "bleu" in row] == [0, 1, 2]
@@ -106,7 +106,7 @@ def test_end_to_end_run_saves_a_pipeline_ready_translator_with_card_log_and_scor
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert model.generation_config.max_new_tokens == 6  # the longest kept target (xxmaj you are happy . xxeos)
     assert model.generation_config.num_beams == settings["num_beams"]
-    assert model.generation_config.no_repeat_ngram_size == settings["no_repeat_ngram_size"]
+    assert model.generation_config.no_immediate_repeat == settings["no_immediate_repeat"]
     assert tokenizer.target_vocab_size == model.config.decoder_vocab_size
     translate = pipeline("translation", model=str(out), trust_remote_code=True)
     result = translate(["Je suis content.", "Ils sont ici."], batch_size=2)

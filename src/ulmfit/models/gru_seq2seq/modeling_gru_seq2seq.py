@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
@@ -411,6 +411,18 @@ class GruSeq2SeqDecoder(nn.Module):
         step_input = self.input_projection(torch.cat([embedded, context], dim=-1))  # (batch, embedding)
         output, hidden_state = self.gru(step_input[:, None, :], hidden_state)  # (batch, 1, embedding)
         return output[:, 0], hidden_state, weights
+
+
+class NoImmediateRepeatLogitsProcessor(LogitsProcessor):
+    """
+    Forbids the token generated last from coming again at once ("we we", "Mary Mary"): the stutter of an undertrained
+    attention decoder, which `no_repeat_ngram_size` cannot stop without banning every repeated word, and which
+    `repetition_penalty` only lowers by penalising every word already used. Turned on by the generation config's
+    `no_immediate_repeat` (see [`GruSeq2SeqForConditionalGeneration`]).
+    """
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return scores.scatter(1, input_ids[:, -1:], -float("inf"))
 
 
 # generate() settings that must be whole numbers: at least 1, or at least 0 (transformers checks some of them only
@@ -801,6 +813,10 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
     The translator: [`GruSeq2SeqModel`], output dropout and an output layer tied to the decoder embedding. With
     `labels` it returns the cross-entropy loss; `generate()` translates (greedy, beam search, sampling), one decoder
     step per new token with the state carried.
+
+    On top of transformers' decoding settings, the generation config's `no_immediate_repeat` (on for a new model;
+    `generate(..., no_immediate_repeat=False)` turns it off) forbids a word to follow itself: on Tatoeba no reference
+    does, and the ban removed the stutter ("Mary Mary") of a model trained for 1,500 steps while raising its BLEU.
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
@@ -811,6 +827,10 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         self.output_dropout = nn.Dropout(config.output_dropout)
         self.lm_head = nn.Linear(config.embedding_size, config.decoder_vocab_size)
         self.post_init()
+        if self.generation_config is not None:
+            self.generation_config.no_immediate_repeat = True
+            # a config "from the model config" drops attributes transformers does not know when it is loaded again
+            self.generation_config._from_model_config = False
 
     def get_input_embeddings(self) -> nn.Embedding:
         """The source embedding (the decoder's is `get_decoder().embed_tokens`, tied to `lm_head`)."""
@@ -829,6 +849,13 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         """For `DataCollatorForSeq2Seq`: the teacher-forcing decoder inputs of `labels`."""
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
+    def _get_logits_processor(self, generation_config, *args, **kwargs) -> LogitsProcessorList:
+        """`GenerationMixin._get_logits_processor`, with the immediate-repeat ban first when it is on."""
+        processors = super()._get_logits_processor(generation_config, *args, **kwargs)
+        if getattr(generation_config, "no_immediate_repeat", False):
+            processors.insert(0, NoImmediateRepeatLogitsProcessor())  # first: top-k must not keep only the banned word
+        return processors
+
     def _prepare_generation_config(self, generation_config=None, **kwargs):
         """
         `GenerationMixin._prepare_generation_config`, with `config.output_attentions` / `config.output_hidden_states`
@@ -837,7 +864,12 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         passed to `generate()` (or set in a `generation_config` passed to it) still wins.
         """
         generation_config_passed = generation_config
+        no_immediate_repeat = kwargs.pop("no_immediate_repeat", None)  # our setting: configs saved before it lack it
         generation_config, model_kwargs = super()._prepare_generation_config(generation_config, **kwargs)
+        if no_immediate_repeat is not None:
+            if not isinstance(no_immediate_repeat, bool):
+                raise ValueError(f"generate(): `no_immediate_repeat` is True or False, got {no_immediate_repeat!r}.")
+            generation_config.no_immediate_repeat = no_immediate_repeat
         if generation_config.return_dict_in_generate:
             for flag in ("output_attentions", "output_hidden_states"):
                 explicit = kwargs.get(flag, getattr(generation_config_passed, flag, None))
