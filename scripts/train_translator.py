@@ -1,27 +1,19 @@
 """Train the attention GRU translator (fast.ai 2018, lesson 11) on sentence pairs, with Accelerate.
 
 Data are sentence pairs from the Hub (`--dataset_name`) or local csv/tsv/json/jsonl/parquet files with a source and a
-target column (`--source_column fr --target_column en`). A new `GruSeq2SeqTokenizer` is trained on the training pairs
-(at most 40,000 words per language as in the notebook, each seen at least twice: `--min_freq 2`) unless
-`--tokenizer_name` gives one; pretrained word vectors (`--source_vectors/--target_vectors`, word2vec/fastText text
-format) can start the embeddings, as the notebook's fastText vectors did, and their vocabulary coverage is reported.
+target column (`--source_column fr --target_column en`). A `GruSeq2SeqTokenizer` is trained on the training pairs
+(at most 40,000 words per language, each seen twice: `--min_freq 2`) unless `--tokenizer_name` gives one; word vectors
+(`--source_vectors/--target_vectors`, word2vec/fastText text) can start the embeddings, as the notebook's fastText
+vectors did (smaller ones through a fixed orthogonal projection with `--project_vectors`); coverage is reported.
 
-The recipe is the notebook's "All" model: teacher forcing whose probability decays over training (`pr_force`, linear
-from 1.0 to 0.5 by default), Adam(W) with betas (0.8, 0.99) under a one-cycle schedule peaking at 3e-3, gradient
-clipping, and batches of
-pairs of similar length (fastai's sortish sampler for training, sorted batches for evaluation; padding is masked in the
-encoder, the attention and the loss). Pairs longer than `--max_source_length/--max_target_length` tokens are dropped
-from training, never truncated, and their count is printed. Every epoch (and every `--eval_steps`) reports the
-validation loss and corpus sacreBLEU and chrF of greedy translations (`ulmfit.metrics.load("bleu_chrf")`);
-`--eval_num_beams 4` adds beam search at the end, and `--test_file` a held-out test set. The decoding settings saved
-in `generation_config` (greedy or 4 beams, `repetition_penalty`, the ban on a word following itself) are chosen on the
-validation pairs (`--tune_generation`, on by default); the test scores use them, and each validation also scores the
-test pairs greedily for the learning curve (`training_curve.png`). The defaults (`--learning_rate 3e-3`,
-`--teacher_forcing_end 0.5`, `--min_freq 2`, `--max_source_length 30 --max_target_length 30`) are the best recipe
-measured on Tatoeba. Word vectors smaller than the
-embedding (50-d GloVe for a 300-d model) are an error unless `--project_vectors` maps them in with a fixed random
-orthogonal projection, which keeps their dot products; by default the vectors are scaled to the norm of the randomly
-initialised rows (the notebook's x3 for fastText).
+The recipe is the notebook's "All" model, with the defaults measured best on Tatoeba (scripts/benchmarks/README.md):
+teacher forcing decaying linearly from 1.0 to 0.5, AdamW (betas 0.8, 0.99) under one-cycle peaking at 3e-3, gradient
+clipping, batches of pairs of similar length (padding masked in the encoder, the attention and the loss), pairs longer
+than `--max_source_length/--max_target_length` (30) tokens dropped from training and counted, never truncated. Every
+epoch (and every `--eval_steps`) reports the validation loss, sacreBLEU and chrF, and those of `--test_file` for the
+learning curve (`training_curve.png`). After training, the decoding settings saved in `generation_config` (greedy or 4
+beams, `repetition_penalty`, the ban on a word following itself) are chosen on the validation pairs
+(`--tune_generation`, on by default); the test scores use them, and `--eval_num_beams 4` adds beam search on both.
 
     # a smoke run on the Tatoeba sample shipped in the package (a few minutes on a CPU)
     python scripts/train_translator.py --train_file src/ulmfit/data/tatoeba_fr_en_sample.parquet \\
@@ -57,17 +49,16 @@ from ulmfit.training.checkpoints import resume_from, save_checkpoint
 from ulmfit.training.recipe import apply_config_overrides, make_scheduler
 from ulmfit.training.script_steps import UsageError
 from ulmfit.training.translation import (
-    TEACHER_FORCING_SCHEDULES,
     apply_word_vectors,
-    check_vectors_fit,
+    check_translator_flags,
+    check_translator_inputs,
     drop_blank_pairs,
     drop_long_pairs,
     evaluate_translator,
+    final_scores,
     load_pairs,
     pair_collator,
     teacher_forcing_ratio,
-    tune_generation,
-    word_vectors_dimension,
 )
 
 
@@ -108,18 +99,10 @@ class TranslatorTrainingArguments(script_steps.TrainingScriptArguments):
     source_vectors: str | None = field(default=None, metadata={"help": "Word vectors for the source embedding."})
     target_vectors: str | None = field(default=None, metadata={"help": "Word vectors for the target embedding."})
     vectors_scale: float | None = field(
-        default=None,
-        metadata={
-            "help": "Multiply the vectors by this (the notebook: 3); default: scale them to the mean norm of the "
-            "randomly initialised rows, which is the notebook's x3 for fastText vectors."
-        },
+        default=None, metadata={"help": "Multiply the vectors by this; default: to the initial rows' mean norm."}
     )
     project_vectors: bool = field(
-        default=False,
-        metadata={
-            "help": "Map vectors smaller than `embedding_size` (e.g. 50-d GloVe into 300-d) through a fixed random "
-            "orthogonal projection, which keeps their dot products; without it a dimension mismatch is an error."
-        },
+        default=False, metadata={"help": "Project smaller vectors orthogonally into the embedding (else an error)."}
     )
     # --- optimisation -----------------------------------------------------------------------------------------------
     per_device_train_batch_size: int = field(default=125, metadata={"help": "Pairs per batch (the notebook: 125)."})
@@ -142,10 +125,7 @@ class TranslatorTrainingArguments(script_steps.TrainingScriptArguments):
     eval_steps: int | None = field(default=None, metadata={"help": "Also validate every N steps (not only epochs)."})
     eval_num_beams: int = field(default=1, metadata={"help": "Above 1: also score beam search, after training."})
     tune_generation: bool = field(
-        default=True,
-        metadata={
-            "help": "Choose the saved decoding settings (beams, repetition penalty, n-gram blocking) on validation."
-        },
+        default=True, metadata={"help": "Choose the saved decoding settings (beams, repetition bans) on validation."}
     )
     # --- output and logging -----------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/translator", metadata={"help": "Where the model, logs and plots go."})
@@ -154,67 +134,8 @@ class TranslatorTrainingArguments(script_steps.TrainingScriptArguments):
     def __post_init__(self):
         # every value checked as it is read: a bad one stops the run before any data is loaded
         super().__post_init__()
-        script_steps.check_numbers(
-            self,
-            positive=("learning_rate", "vectors_scale", "teacher_forcing_epochs"),
-            at_least_one=(
-                "max_train_samples",
-                "max_eval_samples",
-                "max_vocab",
-                "min_freq",
-                "per_device_train_batch_size",
-                "per_device_eval_batch_size",
-                "num_train_epochs",
-                "max_train_steps",
-                "eval_steps",
-                "eval_num_beams",
-                "logging_steps",
-            ),
-            non_negative=("weight_decay", "max_grad_norm"),
-            open_fraction=("pct_start",),
-            probability=("adam_beta1", "adam_beta2"),
-            percentage=("validation_split_percentage",),
-        )
-        script_steps.check_text_data_flags(self)
-        if self.teacher_forcing_schedule not in TEACHER_FORCING_SCHEDULES:
-            raise UsageError(
-                f"--teacher_forcing_schedule must be one of {TEACHER_FORCING_SCHEDULES}, "
-                f"not {self.teacher_forcing_schedule!r}."
-            )
-        for name in ("teacher_forcing_start", "teacher_forcing_end"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise UsageError(f"--{name} is a probability in [0, 1], got {getattr(self, name)}.")
-        if (
-            self.teacher_forcing_schedule == "exponential"
-            and min(self.teacher_forcing_start, self.teacher_forcing_end) <= 0
-        ):
-            raise UsageError("An exponential teacher-forcing decay needs --teacher_forcing_start/_end above 0.")
-        if self.source_column == self.target_column:
-            raise UsageError(f"--source_column and --target_column are both {self.source_column!r}.")
-        for name in ("max_source_length", "max_target_length"):
-            if getattr(self, name) is not None and getattr(self, name) < 2:
-                raise UsageError(
-                    f"--{name} counts tokens with xxeos and must be at least 2, got {getattr(self, name)}."
-                )
-        overrides = [item.split("=")[0].strip() for item in (self.config_overrides or "").split(",")]
-        if {"vocab_size", "decoder_vocab_size"} & set(overrides):
-            raise UsageError("--config_overrides cannot change the vocabulary sizes: they are the tokenizer's.")
+        check_translator_flags(self)
         model_config(self)
-
-
-def check_inputs(args: TranslatorTrainingArguments) -> None:
-    """
-    The pairs, the tokenizer and the word vectors the flags name exist and can be read, and the vectors fit the
-    model's embedding (their first line is read, not the file).
-    """
-    script_steps.check_text_data_sources(args, PAIR_FILE_FORMATS)
-    script_steps.check_input_file(args.test_file, "--test_file", PAIR_FILE_FORMATS)
-    script_steps.check_model_source(args.tokenizer_name, "--tokenizer_name", "tokenizer_config.json")
-    embedding_size = model_config(args).embedding_size
-    for flag, path in (("--source_vectors", args.source_vectors), ("--target_vectors", args.target_vectors)):
-        script_steps.check_input_file(path, flag)
-        if path is not None:
-            check_vectors_fit(path, word_vectors_dimension(path), embedding_size, args.project_vectors)
 
 
 def model_config(args, vocab_size: int = 100, decoder_vocab_size: int = 100) -> GruSeq2SeqConfig:
@@ -229,7 +150,7 @@ def model_config(args, vocab_size: int = 100, decoder_vocab_size: int = 100) -> 
 def main(argv: list[str] | None = None):
     # 0. Every flag, input and the output folder checked before any work (a mistake: one line, exit status 2)
     args = script_steps.parse_arguments(TranslatorTrainingArguments, argv)
-    check_inputs(args)
+    check_translator_inputs(args, PAIR_FILE_FORMATS, model_config(args).embedding_size)
     script_steps.check_output_location(args)
     accelerator = script_steps.make_accelerator(args)
     set_seed(args.seed)
@@ -401,15 +322,8 @@ def main(argv: list[str] | None = None):
             if step % args.logging_steps == 0 or step == total_steps:
                 mean = accelerator.reduce(torch.tensor(loss_sum / loss_count, device=accelerator.device), "mean")
                 lr = optimizer.param_groups[0]["lr"]
-                log.append(
-                    {
-                        "step": step,
-                        "epoch": epoch,
-                        "train_loss": mean.item(),
-                        "learning_rate": lr,
-                        "teacher_forcing": ratio,
-                    }
-                )
+                log.append({"step": step, "epoch": epoch, "train_loss": mean.item(), "learning_rate": lr})
+                log[-1]["teacher_forcing"] = ratio
                 script_steps.log_metrics(accelerator, args, log[-1])
                 loss_sum, loss_count = 0.0, 0
             if args.eval_steps and step % args.eval_steps == 0:
@@ -435,25 +349,9 @@ def main(argv: list[str] | None = None):
     final = next(row for row in reversed(log) if "valid_loss" in row)
     results = {"eval_loss": final["valid_loss"], "eval_bleu": final["bleu"], "eval_chrf": final["chrf"]}
     results.update(train_steps=step, train_runtime_s=round(train_runtime, 1))
-    if args.tune_generation:
-        settings, rows = tune_generation(
-            model, eval_loaders["validation"], accelerator, tokenizer, references["validation"]
-        )
-        accelerator.unwrap_model(model).generation_config.update(**settings)
-        results.update(generation_settings=settings, generation_tuning=rows)
-        accelerator.print(f"decoding settings chosen on validation: {settings}")
-    if "test" in eval_loaders:
-        scores = evaluate_translator(model, eval_loaders["test"], accelerator, tokenizer, references["test"], None)
-        results.update(test_loss=scores["loss"], test_bleu=scores["bleu"], test_chrf=scores["chrf"])
-        results["test_repeat_rate"] = scores["repeat_rate"]
     beams = args.eval_num_beams
-    for split, prefix in (("validation", "eval"), ("test", "test")):
-        if beams > 1 and split in eval_loaders:
-            beam = evaluate_translator(
-                model, eval_loaders[split], accelerator, tokenizer, references[split], beams, with_loss=False
-            )
-            results[f"{prefix}_bleu_beam{beams}"], results[f"{prefix}_chrf_beam{beams}"] = beam["bleu"], beam["chrf"]
-    results["bleu_signature"] = scores.get("bleu_signature")
+    results.update(final_scores(model, eval_loaders, accelerator, tokenizer, references, args.tune_generation, beams))
+    results.setdefault("bleu_signature", scores.get("bleu_signature"))  # the last validation's, without test or beam
     script_steps.log_metrics(accelerator, args, {"step": step, **results})  # with the test and beam scores
     scored = ", ".join(f"{k} {v:.2f}" for k, v in results.items() if "bleu" in k and isinstance(v, float))
     accelerator.print(scored)
@@ -464,7 +362,7 @@ def main(argv: list[str] | None = None):
         return
     shutil.rmtree(tokenizer_dir, ignore_errors=True)  # its copy for the other processes; the folder has its own
     results["vector_coverage"] = coverage
-    test = "test_bleu" in results
+    test, split = ("test_bleu" in results), ("test" if "test_bleu" in results else "eval")
     described = [args.dataset_name or f"local file `{Path(args.train_file).name}`"]
     described.append(f"{len(tokenized['train'])} training pairs")
     described += [
@@ -485,9 +383,9 @@ def main(argv: list[str] | None = None):
         datasets_description="; ".join(described),
         dataset_split="test" if test else "validation",
         metrics={
-            name: results[f"{'test' if test else 'eval'}_{name}"]
+            name: results[f"{split}_{name}"]
             for name in ("bleu", "chrf", f"bleu_beam{beams}", f"chrf_beam{beams}")
-            if f"{'test' if test else 'eval'}_{name}" in results
+            if f"{split}_{name}" in results
         },
     )
     if args.push_to_hub:

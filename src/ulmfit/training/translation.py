@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import metrics
+from . import script_steps
 from .data import load_text_datasets
 from .script_steps import UsageError
 
@@ -345,6 +346,71 @@ def initialize_embeddings(
 TEACHER_FORCING_SCHEDULES = ("linear", "exponential", "constant")
 
 
+def check_translator_flags(args) -> None:
+    """
+    `scripts/train_translator.py`'s numeric and schedule flags, as one-line `UsageError`s naming the flag: counts at
+    least one, probabilities in [0, 1], a known teacher-forcing schedule, two different columns, length limits that
+    leave room for `xxeos`, and `--config_overrides` that leave the vocabulary sizes to the tokenizer.
+    """
+    script_steps.check_numbers(
+        args,
+        positive=("learning_rate", "vectors_scale", "teacher_forcing_epochs"),
+        at_least_one=(
+            "max_train_samples",
+            "max_eval_samples",
+            "max_vocab",
+            "min_freq",
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "num_train_epochs",
+            "max_train_steps",
+            "eval_steps",
+            "eval_num_beams",
+            "logging_steps",
+        ),
+        non_negative=("weight_decay", "max_grad_norm"),
+        open_fraction=("pct_start",),
+        probability=("adam_beta1", "adam_beta2"),
+        percentage=("validation_split_percentage",),
+    )
+    script_steps.check_text_data_flags(args)
+    if args.teacher_forcing_schedule not in TEACHER_FORCING_SCHEDULES:
+        raise UsageError(
+            f"--teacher_forcing_schedule must be one of {TEACHER_FORCING_SCHEDULES}, "
+            f"not {args.teacher_forcing_schedule!r}."
+        )
+    for name in ("teacher_forcing_start", "teacher_forcing_end"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UsageError(f"--{name} is a probability in [0, 1], got {getattr(args, name)}.")
+    if (
+        args.teacher_forcing_schedule == "exponential"
+        and min(args.teacher_forcing_start, args.teacher_forcing_end) <= 0
+    ):
+        raise UsageError("An exponential teacher-forcing decay needs --teacher_forcing_start/_end above 0.")
+    if args.source_column == args.target_column:
+        raise UsageError(f"--source_column and --target_column are both {args.source_column!r}.")
+    for name in ("max_source_length", "max_target_length"):
+        if getattr(args, name) is not None and getattr(args, name) < 2:
+            raise UsageError(f"--{name} counts tokens with xxeos and must be at least 2, got {getattr(args, name)}.")
+    overrides = [item.split("=")[0].strip() for item in (args.config_overrides or "").split(",")]
+    if {"vocab_size", "decoder_vocab_size"} & set(overrides):
+        raise UsageError("--config_overrides cannot change the vocabulary sizes: they are the tokenizer's.")
+
+
+def check_translator_inputs(args, formats: Sequence[str], embedding_size: int) -> None:
+    """
+    The pairs, the tokenizer and the word vectors `scripts/train_translator.py`'s flags name exist and can be read,
+    and the vectors fit an embedding of `embedding_size` (their first line is read, not the file).
+    """
+    script_steps.check_text_data_sources(args, formats)
+    script_steps.check_input_file(args.test_file, "--test_file", formats)
+    script_steps.check_model_source(args.tokenizer_name, "--tokenizer_name", "tokenizer_config.json")
+    for flag, path in (("--source_vectors", args.source_vectors), ("--target_vectors", args.target_vectors)):
+        script_steps.check_input_file(path, flag)
+        if path is not None:
+            check_vectors_fit(path, word_vectors_dimension(path), embedding_size, args.project_vectors)
+
+
 def teacher_forcing_ratio(step: int, decay_steps: int, schedule: str, start: float, end: float) -> float:
     """
     The probability of feeding the gold previous word at optimizer step `step` (the notebook's `pr_force`, which fell
@@ -431,6 +497,43 @@ def tune_generation(model, loader, accelerator, tokenizer, references: Sequence[
     return {key: best[key] for key in grid[0]}, rows
 
 
+def final_scores(
+    model, loaders: dict, accelerator, tokenizer, references: dict, tune: bool = True, num_beams: int = 1
+) -> dict:
+    """
+    A trained translator's closing scores. With `tune`, its decoding settings are first chosen on the "validation"
+    pairs ([`tune_generation`]) and written into its `generation_config`; then the "test" pairs, when `loaders` has
+    them, are scored with the model's settings (loss, BLEU, chrF, repeated-word rate), and with `num_beams` above 1,
+    beam search of that width on both splits. `loaders` and `references` are keyed by split, as in
+    [`evaluate_translator`].
+    """
+    results, scores = {}, {}
+    if tune:
+        settings, rows = tune_generation(
+            model, loaders["validation"], accelerator, tokenizer, references["validation"]
+        )
+        generation_config = accelerator.unwrap_model(model).generation_config
+        for key, value in settings.items():
+            setattr(generation_config, key, value)
+        results.update(generation_settings=settings, generation_tuning=rows)
+        accelerator.print(f"decoding settings chosen on validation: {settings}")
+    if "test" in loaders:
+        scores = evaluate_translator(model, loaders["test"], accelerator, tokenizer, references["test"], None)
+        results.update(test_loss=scores["loss"], test_bleu=scores["bleu"], test_chrf=scores["chrf"])
+        results["test_repeat_rate"] = scores["repeat_rate"]
+    for split, prefix in (("validation", "eval"), ("test", "test")):
+        if num_beams > 1 and split in loaders:
+            beam = evaluate_translator(
+                model, loaders[split], accelerator, tokenizer, references[split], num_beams, with_loss=False
+            )
+            scores = scores or beam
+            results[f"{prefix}_bleu_beam{num_beams}"] = beam["bleu"]
+            results[f"{prefix}_chrf_beam{num_beams}"] = beam["chrf"]
+    if scores:
+        results["bleu_signature"] = scores["bleu_signature"]
+    return results
+
+
 @torch.no_grad()
 def evaluate_translator(
     model,
@@ -487,6 +590,8 @@ def evaluate_translator(
 __all__ = [
     "TEACHER_FORCING_SCHEDULES",
     "apply_word_vectors",
+    "check_translator_flags",
+    "check_translator_inputs",
     "VectorCoverage",
     "WordVectors",
     "check_vectors_fit",
@@ -494,6 +599,7 @@ __all__ = [
     "drop_long_pairs",
     "GENERATION_GRID",
     "evaluate_translator",
+    "final_scores",
     "initialize_embeddings",
     "load_pairs",
     "load_vectors_for_embedding",

@@ -184,8 +184,19 @@ def test_pairs_join_with_xxfld_and_masks_mark_special_tokens(tokenizer):
 def test_pre_split_words_and_single_text_tensors(tokenizer):
     words = tokenizer(["the", "movie"], is_split_into_words=True).input_ids
     assert words == tokenizer("the movie").input_ids
+    # fastai's rules still apply, word by word, and leave words they have processed already as they are
+    capitalised = tokenizer([["The", "MOVIE"], ["xxmaj", "the", "xxup", "movie"]], is_split_into_words=True)
+    assert capitalised.input_ids[0] == capitalised.input_ids[1] == tokenizer("The MOVIE").input_ids
+    with pytest.raises(TypeError, match="list of words"):
+        tokenizer("the movie", is_split_into_words=True)
     tensor = tokenizer("the movie", return_tensors="pt").input_ids
     assert tensor.shape == (1, 3)
+
+
+@pytest.mark.parametrize("max_length", [0, -1])
+def test_truncation_to_no_token_is_refused(tokenizer, max_length):
+    with pytest.raises(ValueError, match="max_length"):
+        tokenizer("the movie", truncation=True, max_length=max_length)
 
 
 def test_offsets_are_refused_with_a_reason(tokenizer):

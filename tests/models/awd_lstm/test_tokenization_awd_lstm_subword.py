@@ -201,6 +201,13 @@ def test_the_fast_encoding_path_gives_the_full_backends_ids(subword_tokenizer):
     assert subword_tokenizer(texts).input_ids == expected
 
 
+def test_pre_split_words_go_through_the_rules_as_the_text_does(subword_tokenizer):
+    text = "The MOVIE was grand , Привет мир 🎬"
+    words = subword_tokenizer(text.split(), is_split_into_words=True).input_ids
+    assert words == subword_tokenizer(text).input_ids
+    assert subword_tokenizer.convert_ids_to_tokens(words)[:2] == ["xxbos", "xxmaj"]
+
+
 def test_added_tokens_are_kept_whole(subword_tokenizer):
     tokenizer = AwdLstmTokenizer(
         tokenizer_type=subword_tokenizer.tokenizer_type, tokenizer_object=subword_tokenizer.backend_tokenizer
@@ -230,6 +237,13 @@ def test_train_new_from_iterator_keeps_the_type(subword_tokenizer):
 def test_bad_settings_raise_value_errors_naming_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AwdLstmTokenizer.train(CORPUS[:20], **kwargs)
+
+
+def test_a_unigram_vocabulary_too_small_for_the_characters_names_the_size_to_use():
+    texts = ["Hello World, this is a test of the tokenizer. " * 3, "Another SENTENCE here!!! ok"] * 50
+    with pytest.raises(ValueError, match=r"vocab_size=60 is too small .* 72 characters .* at least 81"):
+        AwdLstmTokenizer.train(texts, tokenizer_type="unigram", vocab_size=60)
+    assert len(AwdLstmTokenizer.train(texts, tokenizer_type="unigram", vocab_size=81)) == 81
 
 
 @pytest.mark.parametrize("texts", [[], ["", "  \n "]])

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from gru_seq2seq_fixtures import SOURCES, TARGETS
@@ -207,3 +209,52 @@ def test_assisted_generation_is_refused_for_a_stateful_model(trained_model):
     model, tokenizer = trained_model
     with pytest.raises(ValueError, match="stateful"):
         model.generate(**encode(tokenizer, SOURCES[:1]), assistant_model=model, max_new_tokens=3)
+
+
+def stuttering(tiny_model):
+    """The random tiny model, made to prefer one word above all others (the stutter of an undertrained decoder)."""
+    with torch.no_grad():
+        tiny_model.lm_head.bias[7] = 50.0
+    return tiny_model
+
+
+def immediate_repeats(sequences, eos_token_id, pad_token_id):
+    """How many rows repeat a token at once, before their end."""
+    rows = 0
+    for tokens in sequences[:, 1:].tolist():
+        tokens = tokens[: tokens.index(eos_token_id)] if eos_token_id in tokens else tokens
+        rows += any(a == b != pad_token_id for a, b in zip(tokens, tokens[1:]))
+    return rows
+
+
+@pytest.mark.parametrize("decoding", [{}, {"num_beams": 3}, {"do_sample": True, "top_k": 1}])
+def test_a_word_never_follows_itself_unless_the_ban_is_turned_off(tiny_model, tokenizer, decoding):
+    model = stuttering(tiny_model)
+    batch = encode(tokenizer, SOURCES[:4])
+    assert model.generation_config.no_immediate_repeat  # on for a new model
+    ids = (model.config.eos_token_id, model.config.pad_token_id)
+    banned = model.generate(**batch, max_new_tokens=8, **decoding)
+    assert immediate_repeats(banned, *ids) == 0
+    assert banned[:, 1].tolist() == [7] * 4 and 7 in banned[:, 3].tolist()  # the favourite word, every other step
+    allowed = model.generate(**batch, max_new_tokens=8, no_immediate_repeat=False, **decoding)
+    assert immediate_repeats(allowed, *ids) == 4 and allowed[:, 1:4].tolist() == [[7, 7, 7]] * 4
+
+
+def test_the_ban_is_saved_with_the_model_and_off_in_older_folders(tiny_model, tokenizer, tmp_path):
+    model = stuttering(tiny_model)
+    batch = encode(tokenizer, SOURCES[:2])
+    model.generation_config.no_immediate_repeat = False
+    model.save_pretrained(tmp_path / "off")
+    loaded = type(model).from_pretrained(tmp_path / "off")
+    assert loaded.generation_config.no_immediate_repeat is False
+    # a folder saved before the setting existed: its generation_config.json lacks it, and it decodes as it did
+    saved = json.loads((tmp_path / "off" / "generation_config.json").read_text())
+    del saved["no_immediate_repeat"]
+    (tmp_path / "off" / "generation_config.json").write_text(json.dumps(saved))
+    older = type(model).from_pretrained(tmp_path / "off")
+    assert not hasattr(older.generation_config, "no_immediate_repeat")
+    ids = (model.config.eos_token_id, model.config.pad_token_id)
+    assert immediate_repeats(older.generate(**batch, max_new_tokens=6), *ids) == 2
+    assert immediate_repeats(older.generate(**batch, max_new_tokens=6, no_immediate_repeat=True), *ids) == 0
+    with pytest.raises(ValueError, match="no_immediate_repeat"):
+        older.generate(**batch, max_new_tokens=6, no_immediate_repeat="yes")

@@ -207,7 +207,7 @@ def train_backend(batches: Iterable[list[str]], tokenizer_type: str, vocab_size:
             show_progress=False,
         )
     _build_pipeline(backend)
-    counted = {"texts": 0, "with_words": 0}
+    counted, characters = {"texts": 0, "with_words": 0}, set(INITIAL_ALPHABET)
     # the first batch before training starts: worker processes that apply the rules fork before the trainer's threads
     remaining = iter(batches)
     first = next(remaining, [])
@@ -216,9 +216,20 @@ def train_backend(batches: Iterable[list[str]], tokenizer_type: str, vocab_size:
         for batch in itertools.chain([first], remaining):
             counted["texts"] += len(batch)
             counted["with_words"] += sum(map(bool, map(str.strip, batch)))
+            characters.update(*batch)
             yield from batch
 
-    backend.train_from_iterator(texts(), trainer)
+    try:
+        backend.train_from_iterator(texts(), trainer)
+    except Exception as error:  # the Rust trainer's bare `Exception`
+        if "not large enough to contain all chars" not in str(error):
+            raise
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small for a unigram vocabulary of these texts: it must hold fastai's "
+            f"{len(SPECIAL_TOKENS)} special tokens and each of the {len(characters)} characters they use (after "
+            f"fastai's rules), so at least {len(SPECIAL_TOKENS) + len(characters)}. Raise `vocab_size`, or use "
+            "tokenizer_type='bpe', which grows the vocabulary to fit."
+        ) from None
     if not counted["with_words"]:
         raise ValueError(f"Cannot train a vocabulary: `texts` is empty ({counted['texts']} texts, no words in them).")
     if tokenizer_type == "unigram":

@@ -534,8 +534,8 @@ class AwdLstmTokenizer(TokenizersBackend):
         """
         Encoding in Python: a word-level vocabulary is one dict lookup per word, several times faster than sending
         pre-split words through the `tokenizers` backend; a subword tokenizer sends the rule-processed texts to the
-        backend in one batch (pre-split words, `is_split_into_words`, must be rule-processed already). Special tokens,
-        truncation and direction are added to the ids here; padding and tensors are the base class's `pad`.
+        backend in one batch (pre-split words, `is_split_into_words`, go through the rules word by word). Special
+        tokens, truncation and direction are added to the ids here; padding and tensors are the base class's `pad`.
         """
         if return_offsets_mapping or return_overflowing_tokens:
             raise NotImplementedError(
@@ -554,6 +554,8 @@ class AwdLstmTokenizer(TokenizersBackend):
         if is_split_into_words:
             is_batched = isinstance(text, (list, tuple)) and bool(text) and isinstance(text[0], (list, tuple))
             first, second = (text, text_pair) if is_batched else ([text], None if text_pair is None else [text_pair])
+            first = [self._split_words(words, "text") for words in first]
+            second = None if second is None else [self._split_words(words, "text_pair") for words in second]
         else:
             is_batched = not isinstance(text, str) and text is not None
             first = self._split(text, "text") if is_batched else [self._split(text, "text")]
@@ -566,10 +568,12 @@ class AwdLstmTokenizer(TokenizersBackend):
             raise ValueError(f"Got {len(first)} texts but {len(second)} text pairs.")
 
         # 2. Ids, special tokens (fastai's `xxbos`, and `xxfld` joining a pair), truncation, direction
-        first = self._ids(first, is_split_into_words)
-        second = None if second is None else self._ids(second, is_split_into_words)
+        first = self._ids(first)
+        second = None if second is None else self._ids(second)
         bos, fld = self.bos_token_id, self._tokenizer.token_to_id("xxfld")
         truncate = truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None
+        if truncate and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+            raise ValueError(f"Truncation needs `max_length` of at least 1 token, got {max_length!r}.")
         batch_ids, batch_special = [], []
         for index, ids in enumerate(first):
             special = [0] * len(ids)
@@ -608,13 +612,28 @@ class AwdLstmTokenizer(TokenizersBackend):
             verbose=verbose,
         )
 
-    def _ids(self, batch: list, is_split_into_words: bool) -> list[list[int]]:
+    def _split_words(self, words, name: str) -> list[str] | str:
+        """
+        Pre-split words (`is_split_into_words=True`) through fastai's rules one by one, as a BERT tokenizer still
+        lower-cases pre-split words: "Hello" becomes `xxmaj hello`, and words the rules have processed already
+        (`xxmaj`, `hello`) stay as they are. A subword tokenizer gets them back as one rule-processed text.
+        """
+        if isinstance(words, str) or not isinstance(words, (list, tuple)):
+            raise TypeError(
+                f"With `is_split_into_words=True`, `{name}` is a list of words (or a list of such lists), got "
+                f"{type(words).__name__}."
+            )
+        split = [self._split_text(_check_text(word, f"word {i} of `{name}`")) for i, word in enumerate(words)]
+        if self.tokenizer_type != "word":
+            return " ".join(piece for piece in split if piece)
+        return [token for tokens in split for token in tokens]
+
+    def _ids(self, batch: list) -> list[list[int]]:
         """Ids without special tokens: of each text's words, or (subword) of each rule-processed text."""
         if self.tokenizer_type == "word":
             vocab, unk = self._word_to_id(), self.unk_token_id
             return [[vocab.get(word, unk) for word in words] for words in batch]
-        backend = self._tokenizer if is_split_into_words else self._rules_applied_backend()
-        encodings = backend.encode_batch_fast(batch, add_special_tokens=False, is_pretokenized=is_split_into_words)
+        encodings = self._rules_applied_backend().encode_batch_fast(batch, add_special_tokens=False)
         return [encoding.ids for encoding in encodings]
 
     def _rules_applied_backend(self) -> Tokenizer:
