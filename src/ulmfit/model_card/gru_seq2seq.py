@@ -28,7 +28,9 @@ TRANSLATOR_CARD = FamilyCard(
     description=(
         "A French -> English translator trained with the `ulmfit` package: the attention sequence-to-sequence model "
         "of fast.ai's 2018 course (`translate.ipynb`), trained with teacher forcing that decays over training and a "
-        "one-cycle schedule."
+        "one-cycle schedule. Its `generation_config` holds the decoding settings chosen on the validation pairs "
+        "(greedy or beam search, repetition penalty, and a ban on a word following itself), which `generate()` and "
+        "the pipeline use unless told otherwise."
     ),
     intended_use="Translate short, everyday French sentences into English, like the sentence pairs it was trained on.",
     limitations=(
@@ -40,7 +42,7 @@ TRANSLATOR_CARD = FamilyCard(
     usage="""from transformers import pipeline
 
 translator = pipeline("translation", model="{model_id}", trust_remote_code=True)
-print(translator(["Je suis fatigué.", "Où est la gare ?"], num_beams=4))""",
+print(translator(["Je suis fatigué.", "Où est la gare ?"]))  # with the decoding settings saved in the model""",
     model_class="GruSeq2SeqForConditionalGeneration",
     pipeline_tag="translation",
     tags=("ulmfit", "fastai", "translation", "seq2seq", "gru"),

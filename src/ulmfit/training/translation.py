@@ -10,7 +10,9 @@
 - Teacher forcing: [`teacher_forcing_ratio`], the probability of feeding the gold previous word at a training step
   (the notebook's `pr_force`), decaying over training.
 - Evaluation: [`evaluate_translator`], the teacher-forced loss and the corpus BLEU/chrF of greedy or beam-search
-  translations.
+  translations, with the share that stutter ([`repeated_word_rate`]); [`tune_generation`] chooses the decoding
+  settings on the validation pairs and [`final_scores`] gives a finished run's scores with them.
+- The script's checks: [`check_translator_flags`] and [`check_translator_inputs`].
 
 The notebook starts both translator embeddings from fastText vectors: each vocabulary word with a vector gets it
 (times 3, to match `nn.Embedding`'s N(0, 1) scale), the others keep their random initialisation.
