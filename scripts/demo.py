@@ -56,7 +56,7 @@ def parse_args(argv=None):
         "--tokenizer_type",
         default="word",
         choices=("word", "unigram", "bpe"),
-        help="word: the shipped model's vocabulary; unigram | bpe: a new subword one (see above)",
+        help="word: keep the LM's own vocabulary (word or subword); unigram | bpe: train a new one (see above)",
     )
     parser.add_argument("--vocab_size", type=int, default=15000, help="pieces of a unigram/bpe vocabulary")
     parser.add_argument("--seed", type=int, default=42)
