@@ -241,7 +241,6 @@ def bits_per_character(args, model_dir: Path, texts: list[str]) -> dict:
     bos, pad, unk = tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id
     if any(not doc or doc[0] != bos for doc in ids):
         raise ValueError("every tokenized text should start with xxbos")
-    # whole texts into rows of about equal length, in order
     # whole texts into rows of about equal length, in order; `owners`: the text each input position belongs to (the
     # token it predicts is that text's next token, or the xxbos that ends it)
     total, rows, owners, current, owner = sum(map(len, ids)), [], [], [], []
@@ -265,7 +264,7 @@ def bits_per_character(args, model_dir: Path, texts: list[str]) -> dict:
         mask[i, : len(row) - 1] = True
         owner_of[i, : len(row) - 1] = torch.tensor(owners[i])
     inputs, targets = batch[:, :-1], batch[:, 1:]
-    nll, state = 0.0, None
+    state = None
     per_text = torch.zeros(len(texts), dtype=torch.float64)
     with torch.no_grad():
         for s in range(0, inputs.size(1), args.bptt):
@@ -275,9 +274,8 @@ def bits_per_character(args, model_dir: Path, texts: list[str]) -> dict:
                 outputs.logits.float().flatten(0, 1), targets[:, s : s + args.bptt].flatten(), reduction="none"
             )
             kept = mask[:, s : s + args.bptt].flatten()
-            nll += losses[kept].double().sum().item()
             per_text.index_add_(0, owner_of[:, s : s + args.bptt].flatten()[kept], losses[kept].double())
-    predicted = int(mask.sum())
+    predicted, nll = int(mask.sum()), per_text.sum().item()
     characters = sum(len(text) for text in texts)
     assert predicted == total, (predicted, total)
     return {
