@@ -58,6 +58,7 @@ from ulmfit.training.translation import (
     final_scores,
     load_pairs,
     pair_collator,
+    smoothed_loss,
     teacher_forcing_ratio,
 )
 
@@ -120,6 +121,9 @@ class TranslatorTrainingArguments(script_steps.TrainingScriptArguments):
     teacher_forcing_end: float = field(default=0.5, metadata={"help": "Probability once the decay is over."})
     teacher_forcing_epochs: float | None = field(
         default=None, metadata={"help": "Epochs the decay lasts (default: the whole run; the notebook: 10 of 15)."}
+    )
+    label_smoothing_factor: float = field(
+        default=0.0, metadata={"help": "Spread this share of each target's probability over the vocabulary."}
     )
     # --- evaluation -------------------------------------------------------------------------------------------------
     eval_steps: int | None = field(default=None, metadata={"help": "Also validate every N steps (not only epochs)."})
@@ -313,7 +317,12 @@ def main(argv: list[str] | None = None):
         batches = script_steps.epoch_batches(accelerator, train_loader, train_sampler, epoch, skip)
         for batch_index, batch in enumerate(batches, start=skip):
             ratio = forcing(step)
-            loss = model(**batch, teacher_forcing_ratio=ratio).loss
+            outputs = model(**batch, teacher_forcing_ratio=ratio)
+            loss = outputs.loss
+            if args.label_smoothing_factor:  # the validation loss stays the plain cross-entropy
+                loss = smoothed_loss(
+                    outputs.logits, batch["labels"], tokenizer.pad_token_id, args.label_smoothing_factor
+                )
             script_steps.backward_and_step(accelerator, model, optimizer, scheduler, loss, args.max_grad_norm, step)
             step += 1
             loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1

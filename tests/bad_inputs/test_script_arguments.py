@@ -138,6 +138,7 @@ CASES = {
         ("train_translator", TRANSLATOR, ["--eval_num_beams", 0], "--eval_num_beams"),
         ("train_translator", TRANSLATOR, ["--teacher_forcing_start", 1.5], "--teacher_forcing_start"),
         ("train_translator", TRANSLATOR, ["--max_source_length", 1], "--max_source_length"),
+        ("train_translator", TRANSLATOR, ["--label_smoothing_factor", 1], "--label_smoothing_factor"),
         ("train_devise", DEVISE, ["--pooled_dropout", 1], "--pooled_dropout"),
         ("train_devise", DEVISE, ["--num_train_epochs", 0], "--num_train_epochs"),
         ("train_devise", DEVISE, ["--dataloader_num_workers", -1], "--dataloader_num_workers"),

@@ -12,6 +12,7 @@ from resume_helpers import TRACKING_ARGS, assert_same_run, resume
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
 from ulmfit.model_card import check_hub_metadata
+from ulmfit.training.translation import smoothed_loss
 
 
 SUBJECTS = [
@@ -145,6 +146,29 @@ def test_teacher_forcing_decays_linearly_over_the_run_by_default(script, data, t
     ratios = [row["teacher_forcing"] for row in log if "train_loss" in row]  # one row per step
     # from 1 to the default end, 0.5 (the measured recipe), over the whole run
     assert len(ratios) > 4 and ratios == pytest.approx([1 - 0.5 * step / len(ratios) for step in range(len(ratios))])
+
+
+def test_label_smoothing_is_the_training_loss_of_every_step_and_only_that(load_script, data, tmp_path, monkeypatch):
+    calls = []
+
+    def spy(logits, labels, pad_token_id, factor):
+        calls.append(factor)
+        loss = smoothed_loss(logits, labels, pad_token_id, factor)
+        calls[-1] = (factor, loss.item())
+        return loss
+
+    monkeypatch.setattr("ulmfit.training.translation.smoothed_loss", spy)
+    script = load_script("train_translator")  # imports the spy
+    for factor in (0.0, 0.2):
+        out = tmp_path / f"smoothing_{factor}"
+        script([*TINY, *files(data, "train", "validation"), "--output_dir", out, "--label_smoothing_factor", factor])
+        log = json.loads((out / "training_log.json").read_text())
+        steps = [row for row in log if "train_loss" in row]  # --logging_steps 1: one row per step
+        if factor == 0.0:
+            assert not calls  # the model's own loss
+            continue
+        assert [call[0] for call in calls] == [0.2] * len(steps)  # each training step, no validation batch
+        assert [row["train_loss"] for row in steps] == pytest.approx([call[1] for call in calls])
 
 
 def test_a_resumed_run_ends_with_the_same_weights_and_log(script, data, tmp_path):

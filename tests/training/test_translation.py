@@ -13,6 +13,7 @@ from ulmfit.training.translation import (
     load_vectors_for_embedding,
     load_word_vectors,
     pair_collator,
+    smoothed_loss,
     teacher_forcing_ratio,
 )
 
@@ -104,6 +105,29 @@ def test_teacher_forcing_schedules():
     assert ratio(5, 10, "exponential", 1.0, 0.25) == pytest.approx(0.5)
     assert ratio(7, 10, "constant", 0.8, 0.0) == 0.8
     assert ratio(5, 10, "linear", 1.0, 0.5) == 0.75  # course-v3's 1.0 -> 0.5
+
+
+def test_smoothed_loss_is_the_models_loss_at_zero_and_smooths_over_real_tokens_only():
+    config = GruSeq2SeqConfig(vocab_size=11, decoder_vocab_size=13, embedding_size=8, hidden_size=6)
+    model = GruSeq2SeqForConditionalGeneration(config).eval()
+    labels = torch.tensor([[5, 6, 3, 1], [7, 3, 1, 1]])  # xxeos = 3, padding = 1
+    with torch.no_grad():
+        outputs = model(
+            input_ids=torch.tensor([[4, 5, 3], [6, 3, 1]]),
+            attention_mask=torch.tensor([[1, 1, 1], [1, 1, 0]]),
+            labels=labels,
+        )
+    assert smoothed_loss(outputs.logits, labels, 1, 0.0) == pytest.approx(outputs.loss.item(), rel=1e-6)
+    # by hand: (1 - e) * NLL of the target + e * the mean NLL over the vocabulary, averaged over the 5 real tokens
+    log_probs = outputs.logits.log_softmax(-1)
+    real = labels != 1
+    nll = -log_probs.gather(-1, labels[..., None])[..., 0][real]
+    uniform = -log_probs.mean(-1)[real]
+    expected = (0.9 * nll + 0.1 * uniform).mean()
+    assert smoothed_loss(outputs.logits, labels, 1, 0.1) == pytest.approx(expected.item(), rel=1e-5)
+    assert smoothed_loss(outputs.logits, labels.masked_fill(labels == 1, -100), 1, 0.1) == pytest.approx(
+        expected.item()
+    )
 
 
 class OneProcess:

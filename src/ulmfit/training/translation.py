@@ -8,7 +8,7 @@
   them to an embedding's size, and [`initialize_embeddings`] copies them into an embedding for a tokenizer vocabulary
   and reports how much of the vocabulary they cover.
 - Teacher forcing: [`teacher_forcing_ratio`], the probability of feeding the gold previous word at a training step
-  (the notebook's `pr_force`), decaying over training.
+  (the notebook's `pr_force`), decaying over training; [`smoothed_loss`], the training loss with label smoothing.
 - Evaluation: [`evaluate_translator`], the teacher-forced loss and the corpus BLEU/chrF of greedy or beam-search
   translations, with the share that stutter ([`repeated_word_rate`]); [`tune_generation`] chooses the decoding
   settings on the validation pairs and [`final_scores`] gives a finished run's scores with them.
@@ -389,6 +389,8 @@ def check_translator_flags(args) -> None:
         and min(args.teacher_forcing_start, args.teacher_forcing_end) <= 0
     ):
         raise UsageError("An exponential teacher-forcing decay needs --teacher_forcing_start/_end above 0.")
+    if not 0.0 <= args.label_smoothing_factor < 1.0:
+        raise UsageError(f"--label_smoothing_factor must be in [0, 1), got {args.label_smoothing_factor}.")
     if args.source_column == args.target_column:
         raise UsageError(f"--source_column and --target_column are both {args.source_column!r}.")
     for name in ("max_source_length", "max_target_length"):
@@ -425,6 +427,16 @@ def teacher_forcing_ratio(step: int, decay_steps: int, schedule: str, start: flo
     if schedule == "exponential":
         return start * (end / start) ** progress
     return start
+
+
+def smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, pad_token_id: int, factor: float) -> torch.Tensor:
+    """
+    The mean cross-entropy over the real target tokens with label smoothing (Szegedy et al. 2016; transformers'
+    `label_smoothing_factor`): `factor` of each target's probability is spread evenly over the vocabulary. Padding
+    (`pad_token_id` or -100) is left out, as in the model's own loss, which this equals at `factor=0`.
+    """
+    targets = labels.masked_fill(labels == pad_token_id, -100).to(logits.device)
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100, label_smoothing=factor)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
