@@ -11,7 +11,7 @@ The labels may be of three kinds (`ulmfit.training.classification`), read from t
 names one: one class per text (strings or integers), several tags per text (a list column, strings split on
 `--label_separator`, or 0/1 columns named by `--label_columns`; binary cross-entropy, `--pos_weight auto`, decision
 thresholds chosen on the validation data and saved in the config), or a number (a float column; MSE or `--loss huber`,
-`--normalize_target`).
+`--normalize_target`; predictions clipped to the training range unless `--no_clip_to_target_range`).
 
     python scripts/train_classifier.py --model_name_or_path runs/imdb-lm --train_file reviews.csv \\
         --text_column text --label_column label --output_dir runs/imdb-classifier
@@ -80,6 +80,9 @@ class ClassifierTrainingArguments(script_steps.TrainingScriptArguments):
     )
     allow_empty_labels: bool = field(default=False, metadata={"help": "Multi-label: a text may have no tag."})
     normalize_target: bool = field(default=False, metadata={"help": "Regression: learn the standardised target."})
+    clip_to_target_range: bool = field(
+        default=True, metadata={"help": "Regression: clip predictions to the training targets' range."}
+    )
     validation_split_percentage: float = field(default=10, metadata={"help": "Held out when there is no validation."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training documents."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation documents."})

@@ -140,7 +140,7 @@ def test_a_float_column_trains_a_regression_model_that_answers_in_the_targets_un
     )  # fmt: skip
     assert config["problem_type"] == "regression" and config["id2label"] == {"0": "stars"}
     assert config["target_mean"] == pytest.approx(120.0, abs=3) and config["target_std"] > 5
-    assert config["regression_loss"] == "huber"
+    assert config["regression_loss"] == "huber" and config["target_range"] == [100.0, 140.0]
     assert {"eval_mae", "eval_rmse", "eval_pearson", "eval_spearman"} <= set(results)
     assert results["eval_rmse"] >= results["eval_mae"] >= 0
 
@@ -151,7 +151,7 @@ def test_a_float_column_trains_a_regression_model_that_answers_in_the_targets_un
     prediction = pipeline("text-classification", model=str(out))("a film")[0]
     assert prediction["label"] == "stars"
     # the head learns standardised targets: the score comes back around the targets' mean, in their units
-    assert 60 < prediction["score"] < 180 and math.isfinite(raw.item())
+    assert 100 <= prediction["score"] <= 140 and math.isfinite(raw.item())  # within the training targets' range
     encoded = tokenizer(["a film"], return_tensors="pt")
     with torch.no_grad():
         assert model(**encoded).logits.item() == pytest.approx(prediction["score"], rel=1e-5)
@@ -171,6 +171,10 @@ def test_integer_ratings_are_classes_unless_problem_type_says_regression(script,
         script, saved_lm, train, tmp_path / "reg", "--label_column", "rating", "--problem_type", "regression"
     )
     assert regression["problem_type"] == "regression" and regression["target_std"] is None
+    assert regression["target_range"] == [1.0, 7.0]
+    unbounded = ["--label_column", "rating", "--problem_type", "regression", "--no_clip_to_target_range"]
+    _, regression = run(script, saved_lm, train, tmp_path / "unbounded", *unbounded)
+    assert regression["target_range"] is None
 
 
 def test_stlr_schedule_and_lr_find(script, saved_lm, corpus, tmp_path, capsys):
@@ -199,6 +203,7 @@ def test_stlr_schedule_and_lr_find(script, saved_lm, corpus, tmp_path, capsys):
         ("score", lambda n: [1.5] * n, ["--normalize_target"], "every training value of 'score' is 1.5"),
         ("label", lambda n: ["a", "b"] * (n // 2), ["--pos_weight", "auto"], "--pos_weight applies to multi_label"),
         ("label", lambda n: ["a", "b"] * (n // 2), ["--loss", "huber"], "--loss applies to regression"),
+        ("label", lambda n: ["a", "b"] * (n // 2), ["--no_clip_to_target_range"], "--no_clip_to_target_range applies"),
     ],
 )  # fmt: skip
 def test_wrong_label_data_fails_before_training_naming_the_column_and_row(

@@ -19,7 +19,8 @@ A multi-label AWD-LSTM classifier (`problem_type="multi_label_classification"`) 
 result is the list of labels whose probability reaches the label's threshold (`config.label_thresholds`, chosen on
 validation data by `scripts/train_classifier.py`; 0.5 where none was stored, `threshold=` overrides it for a call),
 highest first, possibly empty; `top_k=None` gives every label's probability and `top_k=k` the k highest, as the stock
-pipeline does. A regression model's score is in the target's units (the model gives it so, see `target_std`).
+pipeline does. A regression model's score is in the target's units, within its training range (the model gives it so,
+see `target_std` and `target_range`).
 """
 
 from dataclasses import dataclass

@@ -7,7 +7,8 @@ Three kinds of label, as transformers' `problem_type` names them:
   `--label_separator`, or several 0/1 columns (`--label_columns`); trained with binary cross-entropy, decided by
   thresholds chosen on the validation data ([`choose_thresholds`]);
 - `regression`: a number per text, from a float column (or any numeric column with `--problem_type regression`),
-  optionally learnt standardised (`--normalize_target`; the model gives its predictions back in the target's units).
+  optionally learnt standardised (`--normalize_target`; the model gives its predictions back in the target's units),
+  predictions clipped to the training targets' range (unless `--no_clip_to_target_range`).
 
 [`prepare_labels`] reads the kind from the data (a float column is a regression, a list column or `--label_separator`
 or `--label_columns` multi-label, anything else single-label) unless `--problem_type` names it, checks every value
@@ -38,6 +39,7 @@ class LabelSet:
     names: list[str]
     target_mean: float | None = None
     target_std: float | None = None
+    target_range: list[float] | None = None
     pos_weight: list[float] | None = None
 
     @property
@@ -53,6 +55,7 @@ class LabelSet:
             "label2id": {name: index for index, name in enumerate(self.names)},
             "target_mean": self.target_mean,
             "target_std": self.target_std,
+            "target_range": self.target_range,
             "pos_weight": self.pos_weight,
         }
 
@@ -92,6 +95,7 @@ def prepare_labels(
     normalize_target: bool = False,
     pos_weight: str | None = None,
     sources: dict[str, str] | None = None,
+    clip_to_target_range: bool = False,
 ) -> tuple[datasets.DatasetDict, LabelSet]:
     """
     The `train` and `validation` splits with their label column(s) replaced by `labels` (a class id, a multi-hot
@@ -102,6 +106,8 @@ def prepare_labels(
 
     `sources` names where each split's rows come from (e.g. `{"train": "--train_file data.csv"}`); a `__row__` column
     (`load_text_datasets(..., row_numbers=True)`) gives each row's position there, and is dropped.
+    `clip_to_target_range` keeps a regression's training range (`[min, max]`) in the `LabelSet`: the model clips its
+    predictions to it.
     """
     sources = sources or {}
     rows = {split: _Rows(raw[split], sources.get(split, f"the {split} data")) for split in ("train", "validation")}
@@ -131,6 +137,8 @@ def prepare_labels(
             if not std > 0:
                 raise UsageError(f"--normalize_target: every training value of {label_column!r} is {mean:g}.")
             labels.target_mean, labels.target_std = mean, std
+        if clip_to_target_range:
+            labels.target_range = [min(targets["train"]), max(targets["train"])]
         encoded = targets
     elif kind == "single_label_classification":
         names = _class_names(raw["train"], label_column)
@@ -313,6 +321,7 @@ def prepare_script_labels(raw: datasets.DatasetDict, args) -> tuple[datasets.Dat
         args.normalize_target,
         args.pos_weight,
         row_sources(args),
+        args.clip_to_target_range,
     )
     check_label_kind(args, labels)
     return prepared, labels
@@ -321,7 +330,11 @@ def prepare_script_labels(raw: datasets.DatasetDict, args) -> tuple[datasets.Dat
 def check_label_kind(args, labels: LabelSet) -> None:
     """The flags that only one kind of label takes are not given for another."""
     only = {
-        "regression": [("--loss", args.loss not in ("auto", "mse")), ("--normalize_target", args.normalize_target)],
+        "regression": [
+            ("--loss", args.loss not in ("auto", "mse")),
+            ("--normalize_target", args.normalize_target),
+            ("--no_clip_to_target_range", not args.clip_to_target_range),
+        ],
         "multi_label_classification": [
             ("--pos_weight", args.pos_weight is not None),
             ("--threshold", args.threshold is not None),

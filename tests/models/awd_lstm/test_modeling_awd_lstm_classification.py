@@ -231,6 +231,26 @@ def test_weighted_multi_label_huber_and_standardised_regression_losses(tmp_path)
     torch.testing.assert_close(reloaded(ids).logits, scaled(ids).logits)
 
 
+def test_a_target_range_clips_regression_predictions_but_not_the_loss(tmp_path):
+    ids = random_ids(4, 6)
+    plain = make_classifier(num_labels=1, target_mean=7.0, target_std=2.5)
+    with torch.no_grad():
+        plain.classifier.out_proj.weight.normal_(
+            0.0, 5.0, generator=torch.Generator().manual_seed(0)
+        )  # far, both ways
+    unclipped = plain(ids).logits
+    low, high = sorted(unclipped.flatten().tolist())[1:3]  # between the extremes: some clipped each way
+    clipped = make_classifier(num_labels=1, target_mean=7.0, target_std=2.5, target_range=[low, high])
+    clipped.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(clipped(ids).logits, unclipped.clamp(low, high))
+    values = torch.tensor([4.0, 9.5, 7.0, 1.0])
+    torch.testing.assert_close(clipped(ids, labels=values).loss, plain(ids, labels=values).loss)  # from the head
+    clipped.save_pretrained(tmp_path)
+    reloaded = AwdLstmForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.target_range == [low, high]
+    torch.testing.assert_close(reloaded(ids).logits, unclipped.clamp(low, high))
+
+
 @pytest.mark.parametrize(
     "fields, message",
     [
@@ -240,6 +260,9 @@ def test_weighted_multi_label_huber_and_standardised_regression_losses(tmp_path)
         ({"regression_loss": "l1"}, "'mse' or 'huber'"),
         ({"target_mean": 3.0}, "go together"),
         ({"target_mean": 3.0, "target_std": 0.0}, "positive finite"),
+        ({"target_range": [10.0, 1.0]}, "low <= high"),
+        ({"target_range": [1.0, float("inf")]}, "two finite numbers"),
+        ({"target_range": 5.0}, r"\[low, high\]"),
     ],
 )
 def test_classification_fields_are_checked(fields, message):

@@ -108,6 +108,10 @@ class AwdLstmConfig(PreTrainedConfig):
             Regression: the training targets' mean and standard deviation when the model learns them standardised.
             The head predicts `(y - target_mean) / target_std`; `logits` are given back in the target's units, and
             `labels` are taken in them.
+        target_range (`list[float]`, *optional*):
+            Regression: `[low, high]`, the training targets' range; predictions (`logits`) are clipped to it, so that
+            a 1-10 rating is never predicted as 11 (every error on a target inside the range can only shrink).
+            `scripts/train_classifier.py` sets it unless `--no_clip_to_target_range`; `None` leaves them unbounded.
         pad_token_id (`int`, *optional*, defaults to 1):
             Id of `xxpad`.
         bos_token_id (`int`, *optional*, defaults to 2):
@@ -153,6 +157,7 @@ class AwdLstmConfig(PreTrainedConfig):
     regression_loss: str = "mse"
     target_mean: float | None = None
     target_std: float | None = None
+    target_range: list[float] | None = None
     pad_token_id: int | None = 1
     bos_token_id: int | None = 2
     eos_token_id: int | None = 3
@@ -249,6 +254,17 @@ class AwdLstmConfig(PreTrainedConfig):
                 raise ValueError(f"`target_mean` must be a finite number, got {self.target_mean!r}.")
             if not (_is_number(self.target_std) and 0 < self.target_std < math.inf):
                 raise ValueError(f"`target_std` must be a positive finite number, got {self.target_std!r}.")
+        if self.target_range is not None:
+            low_high = self.target_range
+            if not (
+                isinstance(low_high, (list, tuple))
+                and len(low_high) == 2
+                and all(_is_number(v) and math.isfinite(v) for v in low_high)
+                and low_high[0] <= low_high[1]
+            ):
+                raise ValueError(
+                    f"`target_range` must be [low, high], two finite numbers, low <= high; got {low_high!r}."
+                )
 
     def thresholds(self) -> list[float]:
         """The multi-label decision threshold of each label, in `id2label` order (0.5 where none was chosen)."""

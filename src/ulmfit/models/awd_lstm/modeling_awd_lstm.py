@@ -551,7 +551,8 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
     then newly initialised). `problem_type` follows transformers: single-label (cross-entropy), multi-label
     (binary cross-entropy, weighted by `config.pos_weight` if set; `config.label_thresholds` are the decision
     thresholds) or regression (`num_labels=1`; MSE or Huber, `config.regression_loss`; with `config.target_std` the
-    head learns standardised targets and `logits` come back in the target's units). In training mode the loss adds AR
+    head learns standardised targets and `logits` come back in the target's units; `config.target_range` clips
+    them). In training mode the loss adds AR
     and TAR on the encoder output, as fastai's `TextLearner` does for classifiers too.
     """
 
@@ -813,11 +814,16 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
         return tuple(placed)
 
     def _in_target_units(self, scores: torch.Tensor) -> torch.Tensor:
-        """A regression head's output in the target's units (`target_mean + target_std * scores`), else `scores`."""
+        """A regression head's output in the target's units (`target_mean + target_std * scores`), clipped to
+        `target_range`; else `scores`."""
         config = self.config
-        if config.target_std is None or config.problem_type not in (None, "regression") or self.num_labels != 1:
+        if config.problem_type not in (None, "regression") or self.num_labels != 1:
             return scores
-        return scores * config.target_std + config.target_mean
+        if config.target_std is not None:
+            scores = scores * config.target_std + config.target_mean
+        if config.target_range is not None:
+            scores = scores.clamp(*config.target_range)
+        return scores
 
     def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """transformers' convention for `problem_type`, with a clear error for labels the loss cannot take."""
