@@ -552,8 +552,8 @@ class AwdLstmForSequenceClassification(AwdLstmPreTrainedModel):
     (binary cross-entropy, weighted by `config.pos_weight` if set; `config.label_thresholds` are the decision
     thresholds) or regression (`num_labels=1`; MSE or Huber, `config.regression_loss`; with `config.target_std` the
     head learns standardised targets and `logits` come back in the target's units; `config.target_range` clips
-    them). In training mode the loss adds AR
-    and TAR on the encoder output, as fastai's `TextLearner` does for classifiers too.
+    them). In training mode the loss adds AR and TAR on the encoder output, as fastai's `TextLearner` does for
+    classifiers too.
     """
 
     _keys_to_ignore_on_load_unexpected = [r"lm_head\."]
