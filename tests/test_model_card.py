@@ -141,3 +141,18 @@ def test_check_hub_metadata_names_what_the_hub_would_reject():
     )
     with pytest.raises(ValueError, match="base_model 'runs/a/b/c'.*datasets 'unsup.parquet'.*no split.*train.parquet"):
         check_hub_metadata(card)
+
+
+def test_a_long_training_log_is_thinned_in_the_card_keeping_every_evaluation_and_the_last_row():
+    log = [{"step": 10 * i, "train_loss": 5.0 - i / 100} for i in range(1, 301)]
+    log.insert(100, {"step": 1000, "valid_loss": 1.5, "bleu": 9.9})  # evaluations after 100 and 200 training rows
+    log.insert(201, {"step": 2000, "valid_loss": 1.2, "bleu": 19.9})
+    text = str(render_model_card(make_info(training_log=log)))
+    rows = [line for line in text.splitlines() if line.count("|") == 5 and line[2:3].isdigit()]  # 4 columns
+    assert 40 <= len(rows) <= 60
+    assert sum("| 9.9 |" in row or "| 19.9 |" in row for row in rows) == 2  # both evaluations
+    assert rows[-1].startswith("| 3000 | 2 |")  # the last training row (kept by no stride: 301 % 6)
+    assert f"{len(rows)} of 302 rows (all in `training_log.json`)" in text
+    short = str(render_model_card(make_info(training_log=log[:50])))
+    assert "all in `training_log.json`" not in short
+    assert len([line for line in short.splitlines() if line.count("|") == 3 and line[2:3].isdigit()]) == 50

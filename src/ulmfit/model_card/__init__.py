@@ -118,6 +118,28 @@ def _markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# A card's log table shows at most this many rows; a longer log is thinned, its evaluations kept.
+MAX_LOG_ROWS = 60
+
+
+def _log_table(rows: list[dict], limit: int = MAX_LOG_ROWS) -> str:
+    """
+    The training log as a table: every row, or for a longer log every k-th training row (k as small as fits `limit`)
+    with every row that adds keys (an evaluation) and the last one, and a line saying where the full log is.
+    """
+    if len(rows) <= limit:
+        return _markdown_table(rows)
+    plain = set(rows[0])
+    evaluations = {index for index, row in enumerate(rows) if set(row) - plain}
+    room = max(1, limit - len(evaluations) - 1)
+    every = -(-(len(rows) - len(evaluations)) // room)  # ceiling division
+    kept = [row for index, row in enumerate(rows) if index in evaluations or index % every == every - 1]
+    if kept[-1] is not rows[-1]:
+        kept.append(rows[-1])
+    shown = f"{len(kept)} of {len(rows)} rows (all in `training_log.json`)"
+    return _markdown_table(kept) + f"\n\nOne training row in {every}, and every evaluation: {shown}."
+
+
 def _format(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -227,7 +249,7 @@ def render_model_card(info: ModelCardInfo) -> ModelCard:
         limitations=family.limitations,
         training_command=info.training_command,
         hyperparameters_table=_markdown_table(hyperparameters),
-        training_log_table=_markdown_table(info.training_log),
+        training_log_table=_log_table(info.training_log),
         versions_table=_markdown_table(_versions()),
         citations=citations,
     )
